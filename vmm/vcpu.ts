@@ -1,0 +1,284 @@
+// One vCPU: its KVM fd, the native runner thread, register set-up, and the exit dispatcher.
+//
+// Every KVM_RUN result comes back here on the JS thread. Port I/O and MMIO exits go to the I/O
+// buses and the vCPU re-enters the guest at once; anything else ends this vCPU's run and is
+// reported to the VM as an outcome. Pausing is cooperative with the runner: kick() forces the
+// current KVM_RUN to return, and a vCPU with a pause request parks instead of re-entering.
+
+import { FaasnapError } from '../common/errors.js';
+import { native } from '../native/index.js';
+import type { Bus } from './bus.js';
+import type { CpuidEntry } from './cpu/cpuid.js';
+import {
+  KVM_RUN,
+  LAYOUTS,
+  decodeRegs,
+  decodeSregs,
+  encodeCpuid2,
+  encodeMpState,
+  encodeMsrs,
+  encodeRegs,
+  encodeSregs,
+  type MsrEntry,
+  type Regs,
+  type Sregs,
+} from './kvm/structs.js';
+
+const K = native.kvmConstants;
+const EINTR = 4;
+const EAGAIN = 11;
+
+/** Why a vCPU stopped running for good. */
+export type VcpuOutcome =
+  | { kind: 'system-event'; event: 'shutdown' | 'reset' | 'crash' }
+  | { kind: 'error'; error: FaasnapError };
+
+export interface VcpuHost {
+  pio: Bus;
+  mmio: Bus;
+  /** Called once when the vCPU can no longer run (guest event or fatal exit). */
+  onOutcome(vcpu: Vcpu, outcome: VcpuOutcome): void;
+  /** Called when the vCPU parked after a pause request. */
+  onParked(vcpu: Vcpu): void;
+  /** Called on the first exit of this vCPU (time to first guest instruction). */
+  onFirstExit?(vcpu: Vcpu): void;
+}
+
+export type VcpuRunState = 'created' | 'running' | 'parked' | 'finished' | 'closed';
+
+export class Vcpu {
+  readonly index: number;
+  readonly fd: number;
+  private readonly runner;
+  private readonly run: DataView;
+  private readonly runBytes: Uint8Array;
+  private state: VcpuRunState = 'created';
+  private pauseRequested = false;
+  private sawExit = false;
+  /** Exits by kind since creation; cheap counters for tests and benches. */
+  readonly exitCounts = { io: 0, mmio: 0, intr: 0 };
+
+  constructor(
+    vmFd: number,
+    index: number,
+    mmapSize: number,
+    private readonly host: VcpuHost,
+  ) {
+    this.index = index;
+    this.fd = native.kvm.CreateVcpu(vmFd, index);
+    try {
+      this.runner = new native.VcpuRunner(this.fd, mmapSize, (r) => this.onRunResult(r));
+    } catch (e) {
+      native.close(this.fd);
+      throw e;
+    }
+    const view = this.runner.runView();
+    this.run = new DataView(view);
+    this.runBytes = new Uint8Array(view);
+  }
+
+  get runState(): VcpuRunState {
+    return this.state;
+  }
+
+  // ---- register access (valid while the vCPU is not running) ----
+
+  setCpuid(entries: readonly CpuidEntry[]): void {
+    native.kvm.SetCpuid2(this.fd, encodeCpuid2(entries));
+  }
+
+  setMsrs(entries: readonly MsrEntry[]): void {
+    const n = native.kvm.SetMsrs(this.fd, encodeMsrs(entries));
+    if (n !== entries.length) {
+      const bad = entries[n]!;
+      throw new FaasnapError('INVALID_VM_CONFIG', `KVM refused MSR 0x${bad.index.toString(16)}`);
+    }
+  }
+
+  getRegs(): Regs {
+    const b = Buffer.alloc(LAYOUTS.kvm_regs.size);
+    native.kvm.GetRegs(this.fd, b);
+    return decodeRegs(b);
+  }
+
+  setRegs(r: Regs): void {
+    native.kvm.SetRegs(this.fd, encodeRegs(r));
+  }
+
+  getSregs(): Sregs {
+    const b = Buffer.alloc(LAYOUTS.kvm_sregs.size);
+    native.kvm.GetSregs(this.fd, b);
+    return decodeSregs(b);
+  }
+
+  setSregs(s: Sregs): void {
+    native.kvm.SetSregs(this.fd, encodeSregs(s));
+  }
+
+  setFpu(fpu: Buffer): void {
+    native.kvm.SetFpu(this.fd, fpu);
+  }
+
+  setMpState(state: number): void {
+    native.kvm.SetMpState(this.fd, encodeMpState(state));
+  }
+
+  getLapic(): Buffer {
+    const b = Buffer.alloc(LAYOUTS.kvm_lapic_state.size);
+    native.kvm.GetLapic(this.fd, b);
+    return b;
+  }
+
+  setLapic(b: Buffer): void {
+    native.kvm.SetLapic(this.fd, b);
+  }
+
+  tscKhz(): number {
+    return native.kvm.GetTscKhz(this.fd);
+  }
+
+  // ---- run control ----
+
+  start(): void {
+    if (this.state !== 'created' && this.state !== 'parked') {
+      throw new FaasnapError('INVALID_VM_STATE', `vCPU ${this.index} cannot start from ${this.state}`);
+    }
+    this.pauseRequested = false;
+    this.state = 'running';
+    this.runner.run();
+  }
+
+  /** Asks a running vCPU to park; host.onParked fires once it has. */
+  requestPause(): void {
+    if (this.state !== 'running') return;
+    this.pauseRequested = true;
+    this.runner.kick();
+  }
+
+  /** Stops the thread, unmaps kvm_run and closes the fd. Safe in any state; idempotent. */
+  close(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.runner.close();
+    native.close(this.fd);
+  }
+
+  private onRunResult(result: number): void {
+    if (this.state !== 'running') return;
+    if (!this.sawExit) {
+      this.sawExit = true;
+      this.host.onFirstExit?.(this);
+    }
+    if (result === -EINTR || result === -EAGAIN) {
+      this.exitCounts.intr++;
+      this.continueOrPark();
+      return;
+    }
+    if (result < 0) {
+      this.finish({
+        kind: 'error',
+        error: new FaasnapError('GUEST_ENTRY_FAILED', `KVM_RUN failed with errno ${-result}`),
+      });
+      return;
+    }
+    try {
+      if (this.dispatchExit()) this.continueOrPark();
+    } catch (e) {
+      const error =
+        e instanceof FaasnapError ? e : new FaasnapError('GUEST_UNHANDLED_EXIT', String(e));
+      this.finish({ kind: 'error', error });
+    }
+  }
+
+  private continueOrPark(): void {
+    if (this.state !== 'running') return; // a device may have stopped the VM meanwhile
+    if (this.pauseRequested) {
+      this.pauseRequested = false;
+      this.state = 'parked';
+      this.host.onParked(this);
+      return;
+    }
+    this.runner.run();
+  }
+
+  private finish(outcome: VcpuOutcome): void {
+    if (this.state !== 'running') return;
+    this.state = 'finished';
+    this.host.onOutcome(this, outcome);
+  }
+
+  /** Handles one exit; returns true when the vCPU should re-enter the guest. */
+  private dispatchExit(): boolean {
+    const reason = this.run.getUint32(KVM_RUN.exitReason, true);
+    switch (reason) {
+      case K.KVM_EXIT_IO: {
+        this.exitCounts.io++;
+        const out = this.run.getUint8(KVM_RUN.ioDirection) === K.KVM_EXIT_IO_OUT;
+        const size = this.run.getUint8(KVM_RUN.ioSize);
+        const port = this.run.getUint16(KVM_RUN.ioPort, true);
+        const count = this.run.getUint32(KVM_RUN.ioCount, true);
+        let off = Number(this.run.getBigUint64(KVM_RUN.ioDataOffset, true));
+        for (let i = 0; i < count; i++, off += size) {
+          const data = this.runBytes.subarray(off, off + size);
+          if (out) this.host.pio.write(port, data);
+          else this.host.pio.read(port, data);
+        }
+        return true;
+      }
+      case K.KVM_EXIT_MMIO: {
+        this.exitCounts.mmio++;
+        const addr = Number(this.run.getBigUint64(KVM_RUN.mmioPhysAddr, true));
+        const len = this.run.getUint32(KVM_RUN.mmioLen, true);
+        const data = this.runBytes.subarray(KVM_RUN.mmioData, KVM_RUN.mmioData + Math.min(len, 8));
+        if (this.run.getUint8(KVM_RUN.mmioIsWrite)) this.host.mmio.write(addr, data);
+        else this.host.mmio.read(addr, data);
+        return true;
+      }
+      case K.KVM_EXIT_INTR:
+        this.exitCounts.intr++;
+        return true;
+      case K.KVM_EXIT_SHUTDOWN:
+        this.finish({ kind: 'error', error: new FaasnapError('GUEST_TRIPLE_FAULT', `vCPU ${this.index}`) });
+        return false;
+      case K.KVM_EXIT_SYSTEM_EVENT: {
+        const type = this.run.getUint32(KVM_RUN.systemEventType, true);
+        const event =
+          type === K.KVM_SYSTEM_EVENT_RESET ? 'reset' : type === K.KVM_SYSTEM_EVENT_CRASH ? 'crash' : 'shutdown';
+        this.finish({ kind: 'system-event', event });
+        return false;
+      }
+      case K.KVM_EXIT_FAIL_ENTRY: {
+        const hw = this.run.getBigUint64(KVM_RUN.failEntryReason, true);
+        this.finish({
+          kind: 'error',
+          error: new FaasnapError('GUEST_ENTRY_FAILED', `hardware reason 0x${hw.toString(16)}`),
+        });
+        return false;
+      }
+      case K.KVM_EXIT_INTERNAL_ERROR: {
+        const sub = this.run.getUint32(KVM_RUN.internalSuberror, true);
+        const code = sub === K.KVM_INTERNAL_ERROR_EMULATION ? 'GUEST_EMULATION_FAILURE' : 'GUEST_UNHANDLED_EXIT';
+        const regs = this.safeRip();
+        this.finish({
+          kind: 'error',
+          error: new FaasnapError(code, `vCPU ${this.index} internal error suberror=${sub}${regs}`),
+        });
+        return false;
+      }
+      default:
+        this.finish({
+          kind: 'error',
+          error: new FaasnapError('GUEST_UNHANDLED_EXIT', `exit reason ${reason} on vCPU ${this.index}`),
+        });
+        return false;
+    }
+  }
+
+  private safeRip(): string {
+    try {
+      return ` rip=0x${this.getRegs().rip.toString(16)}`;
+    } catch {
+      return '';
+    }
+  }
+}
