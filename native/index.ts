@@ -27,7 +27,14 @@ export interface KvmIoctls {
   CreateIrqchip(vm: Fd): number;
   CreatePit2(vm: Fd, flags: number): void;
   CreateVcpu(vm: Fd, id: number): Fd;
-  SetUserMemoryRegion(vm: Fd, slot: number, flags: number, gpa: U64, size: U64, hostAddr: U64): void;
+  SetUserMemoryRegion(
+    vm: Fd,
+    slot: number,
+    flags: number,
+    gpa: U64,
+    size: U64,
+    hostAddr: U64,
+  ): void;
   Ioeventfd(vm: Fd, addr: U64, len: number, eventFd: Fd, flags: number, datamatch: U64): void;
   Irqfd(vm: Fd, eventFd: Fd, gsi: number, flags: number): void;
   IrqLine(vm: Fd, irq: number, level: number): void;
@@ -111,7 +118,11 @@ export interface Native {
   memoryView(addr: U64, len: U64): ArrayBuffer;
   detachView(view: ArrayBuffer): void;
   layouts(): Record<string, StructLayout>;
-  VcpuRunner: new (vcpuFd: Fd, mmapSize: number, onExit: (result: number) => void) => VcpuRunnerHandle;
+  VcpuRunner: new (
+    vcpuFd: Fd,
+    mmapSize: number,
+    onExit: (result: number) => void,
+  ) => VcpuRunnerHandle;
   FdWatcher: new (fd: Fd, onReadable: () => void) => FdWatcherHandle;
 }
 

@@ -26,7 +26,10 @@ export interface RamRegion {
 /** The guest-physical layout for `sizeBytes` of RAM (pure; used by snapshots too). */
 export function ramLayout(sizeBytes: number): { gpa: number; size: number }[] {
   if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % PAGE_SIZE !== 0) {
-    throw new FaasnapError('INVALID_VM_CONFIG', `memory size ${sizeBytes} is not a positive multiple of 4 KiB`);
+    throw new FaasnapError(
+      'INVALID_VM_CONFIG',
+      `memory size ${sizeBytes} is not a positive multiple of 4 KiB`,
+    );
   }
   if (sizeBytes <= MMIO_HOLE_START) return [{ gpa: 0, size: sizeBytes }];
   return [
@@ -53,7 +56,13 @@ export class GuestRam {
           -1,
           0,
         );
-        const region: RamRegion = { slot, gpa, size, hostAddr, view: native.memoryView(hostAddr, size) };
+        const region: RamRegion = {
+          slot,
+          gpa,
+          size,
+          hostAddr,
+          view: native.memoryView(hostAddr, size),
+        };
         this.regions.push(region);
         // A forked child (e.g. a helper process) must not inherit guest memory.
         native.madvise(hostAddr, size, M.MADV_DONTFORK!);
@@ -63,7 +72,9 @@ export class GuestRam {
       this.release();
       throw e;
     }
-    this.memory = new GuestMemory(this.regions.map((r) => ({ gpa: r.gpa, bytes: new Uint8Array(r.view) })));
+    this.memory = new GuestMemory(
+      this.regions.map((r) => ({ gpa: r.gpa, bytes: new Uint8Array(r.view) })),
+    );
   }
 
   get size(): number {

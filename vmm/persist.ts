@@ -11,7 +11,11 @@ export interface Persist<State> {
 }
 
 /** Validates `state` against `schema`; throws STATE_INVALID naming the first bad field. */
-export function validateState<S extends TSchema>(what: string, schema: S, state: unknown): Static<S> {
+export function validateState<S extends TSchema>(
+  what: string,
+  schema: S,
+  state: unknown,
+): Static<S> {
   if (Value.Check(schema, state)) return state;
   const first = Value.Errors(schema, state).First();
   const where = first ? `${first.path || '/'}: ${first.message}` : 'does not match schema';

@@ -141,7 +141,10 @@ export class Vcpu {
 
   start(): void {
     if (this.state !== 'created' && this.state !== 'parked') {
-      throw new FaasnapError('INVALID_VM_STATE', `vCPU ${this.index} cannot start from ${this.state}`);
+      throw new FaasnapError(
+        'INVALID_VM_STATE',
+        `vCPU ${this.index} cannot start from ${this.state}`,
+      );
     }
     this.pauseRequested = false;
     this.state = 'running';
@@ -238,12 +241,19 @@ export class Vcpu {
         this.exitCounts.intr++;
         return true;
       case K.KVM_EXIT_SHUTDOWN:
-        this.finish({ kind: 'error', error: new FaasnapError('GUEST_TRIPLE_FAULT', `vCPU ${this.index}`) });
+        this.finish({
+          kind: 'error',
+          error: new FaasnapError('GUEST_TRIPLE_FAULT', `vCPU ${this.index}`),
+        });
         return false;
       case K.KVM_EXIT_SYSTEM_EVENT: {
         const type = this.run.getUint32(KVM_RUN.systemEventType, true);
         const event =
-          type === K.KVM_SYSTEM_EVENT_RESET ? 'reset' : type === K.KVM_SYSTEM_EVENT_CRASH ? 'crash' : 'shutdown';
+          type === K.KVM_SYSTEM_EVENT_RESET
+            ? 'reset'
+            : type === K.KVM_SYSTEM_EVENT_CRASH
+              ? 'crash'
+              : 'shutdown';
         this.finish({ kind: 'system-event', event });
         return false;
       }
@@ -257,7 +267,10 @@ export class Vcpu {
       }
       case K.KVM_EXIT_INTERNAL_ERROR: {
         const sub = this.run.getUint32(KVM_RUN.internalSuberror, true);
-        const code = sub === K.KVM_INTERNAL_ERROR_EMULATION ? 'GUEST_EMULATION_FAILURE' : 'GUEST_UNHANDLED_EXIT';
+        const code =
+          sub === K.KVM_INTERNAL_ERROR_EMULATION
+            ? 'GUEST_EMULATION_FAILURE'
+            : 'GUEST_UNHANDLED_EXIT';
         const regs = this.safeRip();
         this.finish({
           kind: 'error',
@@ -268,7 +281,10 @@ export class Vcpu {
       default:
         this.finish({
           kind: 'error',
-          error: new FaasnapError('GUEST_UNHANDLED_EXIT', `exit reason ${reason} on vCPU ${this.index}`),
+          error: new FaasnapError(
+            'GUEST_UNHANDLED_EXIT',
+            `exit reason ${reason} on vCPU ${this.index}`,
+          ),
         });
         return false;
     }

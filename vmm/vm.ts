@@ -149,7 +149,11 @@ export class Vm {
     p.measure('legacy-devices', () => {
       this.irqLines.set(SERIAL_GSI, this.createIrqLine(SERIAL_GSI));
       this.pio.insert(this.console, SERIAL_PORT, 8);
-      this.pio.insert(new I8042({ onReset: () => this.guestStopped('reset') }), I8042_PORT, 5);
+      this.pio.insert(
+        new I8042({ onReset: () => this.terminate({ reason: 'reset' }) }),
+        I8042_PORT,
+        5,
+      );
     });
   }
 
@@ -170,7 +174,11 @@ export class Vm {
       this.vcpus.push(vcpu);
       const tscKhz = vcpu.tscKhz();
       vcpu.setCpuid(
-        buildCpuid(this.config.cpuTemplate, supported, { vcpuIndex: i, vcpuCount: this.config.vcpus, tscKhz }),
+        buildCpuid(this.config.cpuTemplate, supported, {
+          vcpuIndex: i,
+          vcpuCount: this.config.vcpus,
+          tscKhz,
+        }),
       );
       vcpu.setMsrs(msrs);
       vcpu.setFpu(initialFpu());
@@ -209,6 +217,11 @@ export class Vm {
     this.releasables.push({ release: () => watcher.close() });
   }
 
+  /** Ties a host resource (a disk backend, a socket) to the VM: closed when the VM stops. */
+  own(resource: { close(): void }): void {
+    this.releasables.push({ release: () => resource.close() });
+  }
+
   /** Adds a device on the I/O port bus. */
   addPioDevice(device: BusDevice, port: number, len: number): void {
     this.pio.insert(device, port, len);
@@ -218,15 +231,25 @@ export class Vm {
    * Attaches a virtio device behind a virtio-mmio transport: next free MMIO slot and GSI, an
    * irqfd for its interrupt and one ioeventfd per queue for notifications.
    */
-  addVirtioDevice(device: VirtioDevice): { base: number; gsi: number; transport: VirtioMmioTransport } {
+  addVirtioDevice(device: VirtioDevice): {
+    base: number;
+    gsi: number;
+    transport: VirtioMmioTransport;
+  } {
     this.requireState('created');
     const n = this.virtio.length;
     const base = VIRTIO_MMIO_BASE + n * VIRTIO_MMIO_SIZE;
     const gsi = VIRTIO_FIRST_GSI + n;
-    const transport = new VirtioMmioTransport({ device, memory: this.memory, interrupt: this.createIrqLine(gsi) });
+    const transport = new VirtioMmioTransport({
+      device,
+      memory: this.memory,
+      interrupt: this.createIrqLine(gsi),
+    });
     this.mmio.insert(transport, base, VIRTIO_MMIO_SIZE);
     device.queueMaxSizes.forEach((_, q) => {
-      this.addIoEventFd({ addr: base + QUEUE_NOTIFY, pio: false, len: 4, datamatch: q }, () => transport.notify(q));
+      this.addIoEventFd({ addr: base + QUEUE_NOTIFY, pio: false, len: 4, datamatch: q }, () =>
+        transport.notify(q),
+      );
     });
     this.virtio.push(transport);
     return { base, gsi, transport };
@@ -271,15 +294,14 @@ export class Vm {
    */
   async runToCompletion(timeoutMs: number): Promise<VmExit> {
     if (this._state === 'created') this.start();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        this.stop();
-        reject(new FaasnapError('GUEST_TIMEOUT', `${timeoutMs} ms`, { timeoutMs }));
-      }, timeoutMs);
-    });
+    const timer = setTimeout(() => {
+      this.terminate({
+        reason: 'error',
+        error: new FaasnapError('GUEST_TIMEOUT', `${timeoutMs} ms`, { timeoutMs }),
+      });
+    }, timeoutMs);
     try {
-      const exit = await Promise.race([this.wait(), timeout]);
+      const exit = await this.wait();
       if (exit.error) throw exit.error;
       return exit;
     } finally {
@@ -289,9 +311,14 @@ export class Vm {
 
   /** Stops the guest and releases every resource. Idempotent; safe in any state. */
   stop(): void {
+    this.terminate({ reason: 'stopped' });
+  }
+
+  /** Releases everything and reports `info` as the VM's exit, unless it already stopped. */
+  private terminate(info: VmExit): void {
     if (this._state === 'stopped') return;
     this.releaseAll();
-    this.settle({ reason: 'stopped' });
+    this.settle(info);
   }
 
   private releaseAll(): void {
@@ -309,21 +336,10 @@ export class Vm {
     for (const w of this.pauseWaiters.splice(0)) w();
   }
 
-  private guestStopped(reason: 'reset' | 'shutdown' | 'crash'): void {
-    if (this._state === 'stopped') return;
-    const info: VmExit = { reason };
-    this.releaseAll();
-    this.settle(info);
-  }
-
   private onVcpuOutcome(o: VcpuOutcome): void {
-    if (o.kind === 'system-event') {
-      this.guestStopped(o.event);
-      return;
-    }
-    if (this._state === 'stopped') return;
-    this.releaseAll();
-    this.settle({ reason: 'error', error: o.error });
+    this.terminate(
+      o.kind === 'system-event' ? { reason: o.event } : { reason: 'error', error: o.error },
+    );
   }
 
   private onVcpuParked(): void {
@@ -339,9 +355,13 @@ export class Vm {
 
   private requireState(...allowed: VmState[]): void {
     if (!allowed.includes(this._state)) {
-      throw new FaasnapError('INVALID_VM_STATE', `VM is ${this._state}, need ${allowed.join(' or ')}`, {
-        state: this._state,
-      });
+      throw new FaasnapError(
+        'INVALID_VM_STATE',
+        `VM is ${this._state}, need ${allowed.join(' or ')}`,
+        {
+          state: this._state,
+        },
+      );
     }
   }
 }

@@ -9,10 +9,17 @@ export const KVM_PRESENT = existsSync('/dev/kvm');
 const REQUIRED = process.env.FAASNAP_REQUIRE_KVM === '1';
 
 /** node:test's `test` for tests that need /dev/kvm. */
-export function kvmTest(name: string, fn: (t: TestContext) => Promise<void> | void, timeoutMs = 120_000): void {
+export function kvmTest(
+  name: string,
+  fn: (t: TestContext) => Promise<void> | void,
+  timeoutMs = 120_000,
+): void {
   test(name, { timeout: timeoutMs }, async (t) => {
     if (!KVM_PRESENT) {
-      if (REQUIRED) throw new Error('/dev/kvm is missing but FAASNAP_REQUIRE_KVM=1: the KVM tier must run here');
+      if (REQUIRED)
+        throw new Error(
+          '/dev/kvm is missing but FAASNAP_REQUIRE_KVM=1: the KVM tier must run here',
+        );
       t.skip('KVM tier did not run: /dev/kvm is missing');
       return;
     }

@@ -15,16 +15,29 @@ export const DATA_ADDR = 0x40_0000;
 const STACK_TOP = 0x9_0000;
 const STACK_SIZE = 0x1_0000;
 
-export function bootFlatImage(vm: Vm, image: Uint8Array, params: Uint8Array = new Uint8Array()): void {
+export function bootFlatImage(
+  vm: Vm,
+  image: Uint8Array,
+  params: Uint8Array = new Uint8Array(),
+): void {
   if (image.length === 0 || image.length > IMAGE_MAX) {
-    throw new FaasnapError('GUEST_IMAGE_INVALID', `image is ${image.length} bytes, must be 1..${IMAGE_MAX}`);
+    throw new FaasnapError(
+      'GUEST_IMAGE_INVALID',
+      `image is ${image.length} bytes, must be 1..${IMAGE_MAX}`,
+    );
   }
   if (params.length > PARAMS_MAX) {
-    throw new FaasnapError('GUEST_IMAGE_INVALID', `parameters are ${params.length} bytes, max ${PARAMS_MAX}`);
+    throw new FaasnapError(
+      'GUEST_IMAGE_INVALID',
+      `parameters are ${params.length} bytes, max ${PARAMS_MAX}`,
+    );
   }
   const mem = vm.memory;
   if (mem.size < DATA_ADDR) {
-    throw new FaasnapError('INVALID_VM_CONFIG', 'a flat image needs at least 4 MiB of guest memory');
+    throw new FaasnapError(
+      'INVALID_VM_CONFIG',
+      'a flat image needs at least 4 MiB of guest memory',
+    );
   }
   vm.phases.measure('load-image', () => {
     writeLongModeTables(mem);

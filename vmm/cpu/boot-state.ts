@@ -51,6 +51,12 @@ function setDeliveryMode(reg: number, mode: number): number {
 
 /** Rewrites LINT0/LINT1 of a kvm_lapic_state buffer in place. */
 export function wireLapicLints(lapic: Buffer): void {
-  lapic.writeUInt32LE(setDeliveryMode(lapic.readUInt32LE(APIC_LVT_LINT0), APIC_MODE_EXTINT), APIC_LVT_LINT0);
-  lapic.writeUInt32LE(setDeliveryMode(lapic.readUInt32LE(APIC_LVT_LINT1), APIC_MODE_NMI), APIC_LVT_LINT1);
+  lapic.writeUInt32LE(
+    setDeliveryMode(lapic.readUInt32LE(APIC_LVT_LINT0), APIC_MODE_EXTINT),
+    APIC_LVT_LINT0,
+  );
+  lapic.writeUInt32LE(
+    setDeliveryMode(lapic.readUInt32LE(APIC_LVT_LINT1), APIC_MODE_NMI),
+    APIC_LVT_LINT1,
+  );
 }

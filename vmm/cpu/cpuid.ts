@@ -246,7 +246,13 @@ export function x2apicTopologyLeaves(fn: number, t: VcpuTopology): CpuidEntry[] 
   const LEVEL_CORE = 2;
   return [
     entry(fn, 0, { flags, eax: 0, ebx: 1, ecx: (LEVEL_SMT << 8) | 0, edx: id }),
-    entry(fn, 1, { flags, eax: idBits(t.vcpuCount), ebx: t.vcpuCount, ecx: (LEVEL_CORE << 8) | 1, edx: id }),
+    entry(fn, 1, {
+      flags,
+      eax: idBits(t.vcpuCount),
+      ebx: t.vcpuCount,
+      ecx: (LEVEL_CORE << 8) | 1,
+      edx: id,
+    }),
     // Level type 0 marks the end; ECX[7:0] still echoes the subleaf number.
     entry(fn, 2, { flags, eax: 0, ebx: 0, ecx: 2, edx: id }),
   ];

@@ -33,7 +33,6 @@ import {
   fixAmdExtApicId,
   fixLeaf1Topology,
   fixLeaf4Topology,
-  isHypervisorLeaf,
   normalizeEntries,
   x2apicTopologyLeaves,
   type CpuidEntry,
@@ -215,7 +214,10 @@ const PVM_SAFE_CACHES = [
   { type: 3, level: 3, ways: 16, sets: 8192 }, // L3 8 MiB shared by the package
 ] as const;
 const CACHE_LINE = 64;
-const L2_KIB = (16 * 1024 * CACHE_LINE) / 1024;
+const L2 = PVM_SAFE_CACHES[2];
+const L2_KIB = (L2.ways * L2.sets * CACHE_LINE) / 1024;
+/** 0x80000006's associativity code for 16 ways. */
+const ASSOC_16_WAY = 0x8;
 
 function buildPvmSafe(
   supported: readonly CpuidEntry[],
@@ -274,9 +276,7 @@ function buildPvmSafe(
       entry(LEAF.TSC_CRYSTAL, 0, { eax: ratio.denominator, ebx: ratio.numerator, ecx: CRYSTAL_HZ }),
     );
     const mhz = Math.min(Math.round(tscKhz / 1000), 0xffff);
-    basic.push(
-      entry(LEAF.PROCESSOR_FREQ, 0, { eax: mhz, ebx: mhz, ecx: CRYSTAL_HZ / 1_000_000 }),
-    );
+    basic.push(entry(LEAF.PROCESSOR_FREQ, 0, { eax: mhz, ebx: mhz, ecx: CRYSTAL_HZ / 1_000_000 }));
   }
 
   const maxBasic = Math.max(...basic.map((e) => e.function));
@@ -290,8 +290,10 @@ function buildPvmSafe(
     }),
   );
   ext.push(...brandEntries(PVM_SAFE_BRAND));
-  // Intel's 0x80000006: L2 size in KiB, associativity code 8 (= 16-way), line size.
-  ext.push(entry(LEAF.EXT_L2_CACHE, 0, { ecx: (L2_KIB << 16) | (0x8 << 12) | CACHE_LINE }));
+  // Intel's 0x80000006 restates leaf 4's L2: size in KiB, associativity code, line size.
+  ext.push(
+    entry(LEAF.EXT_L2_CACHE, 0, { ecx: (L2_KIB << 16) | (ASSOC_16_WAY << 12) | CACHE_LINE }),
+  );
   // Invariant TSC (when KVM offers it): the guest clocksource is the TSC (no kvmclock here).
   ext.push(entry(LEAF.EXT_POWER, 0, { edx: has(LEAF.EXT_POWER, 'edx', F87_EDX.INVARIANT_TSC) }));
   // Physical address width must not exceed the host's (shadow paging checks reserved bits);
@@ -301,9 +303,10 @@ function buildPvmSafe(
   const maxExt = Math.max(...ext.map((e) => e.function));
   ext.push(entry(LEAF.EXT_MAX, 0, { eax: maxExt }));
 
-  // No 0x4000_00xx leaves at all: with KVM's signature visible the guest enables kvmclock,
-  // PV EOI, steal time etc. and spins in hypercalls under PVM.
-  return normalizeEntries([...basic, ...ext].filter((e) => !isHypervisorLeaf(e.function)));
+  // Built from scratch, so none of KVM's 0x4000_00xx leaves is carried over: with KVM's
+  // signature visible the guest enables kvmclock, PV EOI, steal time etc. and spins in
+  // hypercalls under PVM.
+  return normalizeEntries([...basic, ...ext]);
 }
 
 /**
@@ -319,7 +322,11 @@ export function tscRatio(tscKhz: number): { numerator: number; denominator: numb
 }
 
 /** Closest p/q to num/den with p <= maxP (continued fractions with semiconvergents). */
-function bestRational(num: number, den: number, maxP: number): { p: number; q: number } | undefined {
+function bestRational(
+  num: number,
+  den: number,
+  maxP: number,
+): { p: number; q: number } | undefined {
   const g = gcd(num, den);
   if (num / g <= maxP) return { p: num / g, q: den / g };
   let [p0, q0, p1, q1] = [0, 1, 1, 0];
@@ -346,4 +353,3 @@ function gcd(a: number, b: number): number {
   while (b !== 0) [a, b] = [b, a % b];
   return a;
 }
-

@@ -106,7 +106,11 @@ export class Kvm {
           throw e;
         }
         const n = buf.readUInt32LE(0);
-        this.msrIndexList = new Set(Array.from({ length: n }, (_, i) => buf.readUInt32LE(LAYOUTS.kvm_msr_list.fields.indices + i * 4)));
+        this.msrIndexList = new Set(
+          Array.from({ length: n }, (_, i) =>
+            buf.readUInt32LE(LAYOUTS.kvm_msr_list.fields.indices + i * 4),
+          ),
+        );
         break;
       }
     }

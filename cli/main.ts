@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// `faasnap`: the one command for people. Each subcommand lives in its own module.
+
+import { Command } from 'commander';
+import { isFaasnapError } from '../common/errors.js';
+import { registerBenchCommands } from './bench.js';
+import { registerVmCommands } from './vm.js';
+
+const program = new Command()
+  .name('faasnap')
+  .description('Serverless functions in KVM microVMs, started from snapshots')
+  .showHelpAfterError();
+
+registerVmCommands(program);
+registerBenchCommands(program);
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  if (isFaasnapError(e)) {
+    console.error(`faasnap: ${e.code}: ${e.message}`);
+  } else {
+    console.error(`faasnap: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  }
+  process.exitCode = 1;
+});
