@@ -12,6 +12,7 @@ import type { CpuidEntry } from './cpu/cpuid.js';
 import {
   KVM_RUN,
   LAYOUTS,
+  decodeMsrs,
   decodeRegs,
   decodeSregs,
   encodeCpuid2,
@@ -25,6 +26,18 @@ import {
 } from './kvm/structs.js';
 
 const K = native.kvmConstants;
+
+/** Opaque per-vCPU KVM state structs, saved and restored as they are. */
+const BLOBS = {
+  fpu: { struct: 'kvm_fpu', get: 'GetFpu', set: 'SetFpu' },
+  xsave: { struct: 'kvm_xsave', get: 'GetXsave', set: 'SetXsave' },
+  xcrs: { struct: 'kvm_xcrs', get: 'GetXcrs', set: 'SetXcrs' },
+  lapic: { struct: 'kvm_lapic_state', get: 'GetLapic', set: 'SetLapic' },
+  mpState: { struct: 'kvm_mp_state', get: 'GetMpState', set: 'SetMpState' },
+  events: { struct: 'kvm_vcpu_events', get: 'GetVcpuEvents', set: 'SetVcpuEvents' },
+  debugRegs: { struct: 'kvm_debugregs', get: 'GetDebugRegs', set: 'SetDebugRegs' },
+} as const;
+export type VcpuBlob = keyof typeof BLOBS;
 const EINTR = 4;
 const EAGAIN = 11;
 
@@ -44,7 +57,7 @@ export interface VcpuHost {
   onFirstExit?(vcpu: Vcpu): void;
 }
 
-export type VcpuRunState = 'created' | 'running' | 'parked' | 'finished' | 'closed';
+export type VcpuRunState = 'created' | 'running' | 'completing' | 'parked' | 'finished' | 'closed';
 
 export class Vcpu {
   readonly index: number;
@@ -55,6 +68,7 @@ export class Vcpu {
   private state: VcpuRunState = 'created';
   private pauseRequested = false;
   private sawExit = false;
+  private completed: (() => void) | undefined;
   /** Exits by kind since creation; cheap counters for tests and benches. */
   readonly exitCounts = { io: 0, mmio: 0, intr: 0 };
 
@@ -115,22 +129,35 @@ export class Vcpu {
     native.kvm.SetSregs(this.fd, encodeSregs(s));
   }
 
-  setFpu(fpu: Buffer): void {
-    native.kvm.SetFpu(this.fd, fpu);
-  }
-
   setMpState(state: number): void {
     native.kvm.SetMpState(this.fd, encodeMpState(state));
   }
 
-  getLapic(): Buffer {
-    const b = Buffer.alloc(LAYOUTS.kvm_lapic_state.size);
-    native.kvm.GetLapic(this.fd, b);
+  /** Reads a fixed-size KVM state struct into a fresh buffer (snapshot capture). */
+  getBlob(kind: VcpuBlob): Buffer {
+    const b = Buffer.alloc(LAYOUTS[BLOBS[kind].struct].size);
+    native.kvm[BLOBS[kind].get](this.fd, b);
     return b;
   }
 
-  setLapic(b: Buffer): void {
-    native.kvm.SetLapic(this.fd, b);
+  setBlob(kind: VcpuBlob, b: Buffer): void {
+    native.kvm[BLOBS[kind].set](this.fd, b);
+  }
+
+  /**
+   * Reads the MSRs in `indices` that KVM can read; MSRs it refuses are skipped (KVM_GET_MSRS
+   * stops at the first one it cannot read, so retry after it).
+   */
+  getMsrs(indices: readonly number[]): MsrEntry[] {
+    const out: MsrEntry[] = [];
+    let rest = indices.map((index) => ({ index, data: 0n }));
+    while (rest.length > 0) {
+      const b = encodeMsrs(rest);
+      const n = native.kvm.GetMsrs(this.fd, b);
+      out.push(...decodeMsrs(b, n));
+      rest = rest.slice(n + 1);
+    }
+    return out;
   }
 
   tscKhz(): number {
@@ -151,6 +178,22 @@ export class Vcpu {
     this.runner.run();
   }
 
+  /**
+   * Applies an exit we answered but KVM has not (an IN's data reaches RAX only on the next
+   * KVM_RUN) without entering the guest: KVM_RUN with immediate_exit. Needed before saving.
+   */
+  completePendingExit(): Promise<void> {
+    if (this.state === 'created') return Promise.resolve();
+    if (this.state !== 'parked') {
+      throw new FaasnapError('INVALID_VM_STATE', `vCPU ${this.index} is ${this.state}, not parked`);
+    }
+    return new Promise((resolve) => {
+      this.state = 'completing';
+      this.completed = resolve;
+      this.runner.run(true);
+    });
+  }
+
   /** Asks a running vCPU to park; host.onParked fires once it has. */
   requestPause(): void {
     if (this.state !== 'running') return;
@@ -167,6 +210,12 @@ export class Vcpu {
   }
 
   private onRunResult(result: number): void {
+    if (this.state === 'completing') {
+      this.state = 'parked';
+      this.completed?.();
+      this.completed = undefined;
+      return;
+    }
     if (this.state !== 'running') return;
     if (!this.sawExit) {
       this.sawExit = true;

@@ -12,11 +12,15 @@ import { buildCpuid, detectCpuTemplate, type CpuTemplateName } from './cpu/templ
 import { I8042 } from './devices/legacy/i8042.js';
 import { Serial } from './devices/legacy/serial.js';
 import type { VirtioDevice } from './devices/virtio/device.js';
+import { createVirtioDevice, type VirtioDeviceSpec } from './devices/virtio/factory.js';
 import { VirtioMmioTransport } from './devices/virtio/mmio.js';
 import type { InterruptLine } from './interrupt.js';
 import { Kvm } from './kvm/system.js';
-import { initialFpu } from './kvm/structs.js';
+import { LAYOUTS, initialFpu } from './kvm/structs.js';
 import { GuestRam } from './memory.js';
+import { validateState } from './persist.js';
+import { captureVcpu, restoreVcpu, type VcpuCaps } from './snapshot/vcpu-state.js';
+import { VmSavedStateSchema, type VmSavedState } from './snapshot/vm-state.js';
 import { Vcpu, type VcpuOutcome } from './vcpu.js';
 
 const K = native.kvmConstants;
@@ -71,8 +75,10 @@ export class Vm {
   readonly pio = new Bus();
   readonly mmio = new Bus();
   readonly vcpus: Vcpu[] = [];
-  readonly console: Serial;
+  console: Serial;
   readonly virtio: VirtioMmioTransport[] = [];
+  /** Config of the virtio devices added with addDevice(), in slot order (saved in snapshots). */
+  readonly deviceSpecs: VirtioDeviceSpec[] = [];
   /** Milliseconds from create() to start(). */
   startedMs: number | undefined;
   /** Milliseconds from create() to the first exit of any vCPU (the guest has run). */
@@ -87,6 +93,8 @@ export class Vm {
   private exitInfo: VmExit | undefined;
   private readonly exitWaiters: ((e: VmExit) => void)[] = [];
   private pauseWaiters: (() => void)[] = [];
+  private i8042!: I8042;
+  private vcpuCaps!: VcpuCaps;
 
   private constructor(config: VmConfig, kvm: Kvm | undefined) {
     validateConfig(config);
@@ -119,6 +127,27 @@ export class Vm {
     return vm;
   }
 
+  /**
+   * Creates a VM from saved state (untrusted: validated completely before use) in the `paused`
+   * state. Guest memory is left anonymous: the caller's memory loader fills or maps it before
+   * resume(). Devices are re-created from their saved specs with the same backends.
+   */
+  static restore(config: VmConfig, untrusted: unknown, kvm?: Kvm): Vm {
+    const saved = validateState('VM', VmSavedStateSchema, untrusted);
+    if (saved.vcpus.length !== config.vcpus) {
+      throw new FaasnapError('STATE_INVALID', `state has ${saved.vcpus.length} vCPUs, config ${config.vcpus}`);
+    }
+    const vm = new Vm(config, kvm);
+    try {
+      vm.build(saved);
+      vm._state = 'paused';
+    } catch (e) {
+      vm.releaseAll();
+      throw e;
+    }
+    return vm;
+  }
+
   get state(): VmState {
     return this._state;
   }
@@ -133,7 +162,7 @@ export class Vm {
     return this.ram;
   }
 
-  private build(): void {
+  private build(saved?: VmSavedState): void {
     const p = this.phases;
     this.vmFd = p.measure('vm-create', () => native.kvm.CreateVm(this.kvm.fd, 0));
     p.measure('vm-setup', () => {
@@ -145,21 +174,92 @@ export class Vm {
       native.kvm.CreateIrqchip(this.vmFd);
       native.kvm.CreatePit2(this.vmFd, K.KVM_PIT_SPEAKER_DUMMY!);
     });
+    if (saved) p.measure('irqchip-state', () => this.restoreVmState(saved));
     p.measure('vcpus', () => this.createVcpus());
+    if (saved) {
+      p.measure('vcpu-state', () => this.vcpus.forEach((v, i) => restoreVcpu(v, saved.vcpus[i], this.vcpuCaps)));
+    }
     p.measure('legacy-devices', () => {
       this.irqLines.set(SERIAL_GSI, this.createIrqLine(SERIAL_GSI));
+      const serialOpts = { interrupt: this.irqLines.get(SERIAL_GSI)!, logCapacity: this.config.consoleLogBytes };
+      if (saved) this.console = Serial.restore(serialOpts, saved.serial);
+      const i8042Opts = { onReset: () => this.terminate({ reason: 'reset' }) };
+      this.i8042 = saved ? I8042.restore(i8042Opts, saved.i8042) : new I8042(i8042Opts);
       this.pio.insert(this.console, SERIAL_PORT, 8);
-      this.pio.insert(
-        new I8042({ onReset: () => this.terminate({ reason: 'reset' }) }),
-        I8042_PORT,
-        5,
-      );
+      this.pio.insert(this.i8042, I8042_PORT, 5);
     });
+    if (saved) {
+      p.measure('virtio-devices', () => {
+        for (const d of saved.virtio) this.addDevice(d.spec, d.transport);
+      });
+    }
+  }
+
+  /** irqchip (both PICs, IOAPIC), PIT and KVM clock, before the vCPUs exist (Firecracker's order). */
+  private restoreVmState(saved: VmSavedState): void {
+    const chips = [
+      [K.KVM_IRQCHIP_PIC_MASTER!, saved.irqchip.picMaster],
+      [K.KVM_IRQCHIP_PIC_SLAVE!, saved.irqchip.picSlave],
+      [K.KVM_IRQCHIP_IOAPIC!, saved.irqchip.ioapic],
+    ] as const;
+    const blobs = chips.map(([id, b64]) => {
+      const b = exactBlob(b64, 'kvm_irqchip');
+      if (b.readUInt32LE(LAYOUTS.kvm_irqchip.fields.chip_id) !== id) {
+        throw new FaasnapError('STATE_INVALID', `irqchip blob for chip ${id} has another chip id`);
+      }
+      return b;
+    });
+    const pit = exactBlob(saved.pit, 'kvm_pit_state2');
+    const clock = exactBlob(saved.clock, 'kvm_clock_data');
+    // Only the clock value is restored; flags like KVM_CLOCK_REALTIME would make KVM reinterpret it.
+    clock.writeUInt32LE(0, LAYOUTS.kvm_clock_data.fields.flags);
+    for (const b of blobs) native.kvm.SetIrqchip(this.vmFd, b);
+    native.kvm.SetPit2(this.vmFd, pit);
+    native.kvm.SetClock(this.vmFd, clock);
+  }
+
+  /**
+   * Everything but guest memory, as plain JSON. The VM must be paused; pending I/O exits are
+   * completed first so the registers are consistent.
+   */
+  async saveState(): Promise<VmSavedState> {
+    this.requireState('paused');
+    for (const v of this.vcpus) await v.completePendingExit();
+    const irqchip = (id: number): string => {
+      const b = Buffer.alloc(LAYOUTS.kvm_irqchip.size);
+      b.writeUInt32LE(id, LAYOUTS.kvm_irqchip.fields.chip_id);
+      native.kvm.GetIrqchip(this.vmFd, b);
+      return b.toString('base64');
+    };
+    const blob = (struct: 'kvm_pit_state2' | 'kvm_clock_data', get: 'GetPit2' | 'GetClock'): string => {
+      const b = Buffer.alloc(LAYOUTS[struct].size);
+      native.kvm[get](this.vmFd, b);
+      return b.toString('base64');
+    };
+    return {
+      vcpus: this.vcpus.map((v) => captureVcpu(v, this.vcpuCaps)),
+      irqchip: {
+        picMaster: irqchip(K.KVM_IRQCHIP_PIC_MASTER!),
+        picSlave: irqchip(K.KVM_IRQCHIP_PIC_SLAVE!),
+        ioapic: irqchip(K.KVM_IRQCHIP_IOAPIC!),
+      },
+      pit: blob('kvm_pit_state2', 'GetPit2'),
+      clock: blob('kvm_clock_data', 'GetClock'),
+      serial: this.console.save(),
+      i8042: this.i8042.save(),
+      virtio: this.deviceSpecs.map((spec, i) => ({ spec, transport: this.virtio[i]!.save() })),
+    };
   }
 
   private createVcpus(): void {
     const supported = this.kvm.getSupportedCpuid();
-    const msrs = bootMsrs(this.kvm.getMsrIndexList());
+    const msrIndices = this.kvm.getMsrIndexList();
+    const msrs = bootMsrs(msrIndices);
+    this.vcpuCaps = {
+      xsave: this.kvm.hasCap('KVM_CAP_XSAVE'),
+      xcrs: this.kvm.hasCap('KVM_CAP_XCRS'),
+      msrIndices: [...msrIndices],
+    };
     const host = {
       pio: this.pio,
       mmio: this.mmio,
@@ -181,10 +281,10 @@ export class Vm {
         }),
       );
       vcpu.setMsrs(msrs);
-      vcpu.setFpu(initialFpu());
-      const lapic = vcpu.getLapic();
+      vcpu.setBlob('fpu', initialFpu());
+      const lapic = vcpu.getBlob('lapic');
       wireLapicLints(lapic);
-      vcpu.setLapic(lapic);
+      vcpu.setBlob('lapic', lapic);
     }
   }
 
@@ -217,6 +317,15 @@ export class Vm {
     this.releasables.push({ release: () => watcher.close() });
   }
 
+  /** Adds a virtio device described by `spec` (its config is kept for snapshots). */
+  addDevice(spec: VirtioDeviceSpec, savedTransport?: unknown): { base: number; gsi: number } {
+    const { device, resources } = createVirtioDevice(spec);
+    for (const r of resources) this.own(r);
+    const slot = this.addVirtioDevice(device, savedTransport);
+    this.deviceSpecs.push(spec);
+    return slot;
+  }
+
   /** Ties a host resource (a disk backend, a socket) to the VM: closed when the VM stops. */
   own(resource: { close(): void }): void {
     this.releasables.push({ release: () => resource.close() });
@@ -231,20 +340,19 @@ export class Vm {
    * Attaches a virtio device behind a virtio-mmio transport: next free MMIO slot and GSI, an
    * irqfd for its interrupt and one ioeventfd per queue for notifications.
    */
-  addVirtioDevice(device: VirtioDevice): {
-    base: number;
-    gsi: number;
-    transport: VirtioMmioTransport;
-  } {
+  addVirtioDevice(
+    device: VirtioDevice,
+    savedTransport?: unknown,
+  ): { base: number; gsi: number; transport: VirtioMmioTransport } {
     this.requireState('created');
     const n = this.virtio.length;
     const base = VIRTIO_MMIO_BASE + n * VIRTIO_MMIO_SIZE;
     const gsi = VIRTIO_FIRST_GSI + n;
-    const transport = new VirtioMmioTransport({
-      device,
-      memory: this.memory,
-      interrupt: this.createIrqLine(gsi),
-    });
+    const args = { device, memory: this.memory, interrupt: this.createIrqLine(gsi) };
+    const transport =
+      savedTransport === undefined
+        ? new VirtioMmioTransport(args)
+        : VirtioMmioTransport.restore(args, savedTransport);
     this.mmio.insert(transport, base, VIRTIO_MMIO_SIZE);
     device.queueMaxSizes.forEach((_, q) => {
       this.addIoEventFd({ addr: base + QUEUE_NOTIFY, pio: false, len: 4, datamatch: q }, () =>
@@ -279,7 +387,10 @@ export class Vm {
   resume(): void {
     this.requireState('paused');
     this._state = 'running';
-    for (const v of this.vcpus) if (v.runState === 'parked') v.start();
+    this.startedMs ??= this.phases.elapsed();
+    // Requests queued while paused (or before a snapshot) are processed before the vCPUs run.
+    for (const t of this.virtio) t.kick();
+    for (const v of this.vcpus) if (v.runState === 'parked' || v.runState === 'created') v.start();
   }
 
   /** Resolves when the guest stops by itself or the VM is stopped. */
@@ -364,6 +475,14 @@ export class Vm {
       );
     }
   }
+}
+
+function exactBlob(b64: string, struct: keyof typeof LAYOUTS): Buffer {
+  const b = Buffer.from(b64, 'base64');
+  if (b.length !== LAYOUTS[struct].size) {
+    throw new FaasnapError('STATE_INVALID', `${struct} blob is ${b.length} bytes, expected ${LAYOUTS[struct].size}`);
+  }
+  return b;
 }
 
 function validateConfig(c: VmConfig): void {

@@ -1,0 +1,105 @@
+// Snapshot create and restore for a VM: a state file (everything but RAM, checksummed) and a
+// memory file (raw RAM). Restore validates both completely before any vCPU exists, then brings
+// memory back with the requested mode and returns a paused VM.
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { FaasnapError } from '../../common/errors.js';
+import { PhaseTimer } from '../../common/phases.js';
+import {
+  mapMemoryFileLazily,
+  readMemoryFileEagerly,
+  type MemoryMode,
+} from '../../loader/modes.js';
+import { detectCpuTemplate } from '../cpu/template.js';
+import type { Kvm } from '../kvm/system.js';
+import { Vm, type VmConfig } from '../vm.js';
+import { dropPageCache, loadPageCache, writeMemoryFile } from './memory-dump.js';
+import { checkMemoryFile } from './memory-file.js';
+import { readStateFile, writeStateFile } from './state-file.js';
+
+export const STATE_FILE = 'state.bin';
+export const MEMORY_FILE = 'memory.bin';
+
+export interface SnapshotInfo {
+  dir: string;
+  stateFile: string;
+  memoryFile: string;
+  memoryBytes: number;
+  phases: PhaseTimer['phases'];
+}
+
+/** Writes a snapshot of a paused VM into `dir` (created if needed). The VM stays paused. */
+export async function createSnapshot(vm: Vm, dir: string): Promise<SnapshotInfo> {
+  if (vm.state !== 'paused') throw new FaasnapError('INVALID_VM_STATE', `snapshot needs a paused VM, it is ${vm.state}`);
+  const timer = new PhaseTimer();
+  mkdirSync(dir, { recursive: true });
+  const stateFile = join(dir, STATE_FILE);
+  const memoryFile = join(dir, MEMORY_FILE);
+  let t = performance.now();
+  const state = await vm.saveState();
+  timer.record('save-state', t);
+  t = performance.now();
+  const memoryBytes = await writeMemoryFile(vm.guestRam, memoryFile);
+  timer.record('write-memory', t);
+  t = performance.now();
+  // The state file is written last: its presence marks a complete snapshot.
+  await writeStateFile(stateFile, {
+    cpuTemplate: vm.config.cpuTemplate,
+    config: vmConfigJson(vm.config),
+    state,
+    memory: { size: memoryBytes },
+  });
+  timer.record('write-state', t);
+  return { dir, stateFile, memoryFile, memoryBytes, phases: timer.phases };
+}
+
+function vmConfigJson(c: Required<VmConfig>): Record<string, unknown> {
+  return { memMiB: c.memMiB, vcpus: c.vcpus, cpuTemplate: c.cpuTemplate, consoleLogBytes: c.consoleLogBytes };
+}
+
+export interface RestoreOptions {
+  mode: MemoryMode;
+  kvm?: Kvm;
+  /** Page-cache preparation for vanilla/cached (drop/load); skip when the caller did it. */
+  preparePageCache?: boolean;
+}
+
+/** Restores the snapshot in `dir`; the VM is returned paused (call resume()). */
+export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promise<Vm> {
+  const stateFile = join(dir, STATE_FILE);
+  const memoryFile = join(dir, MEMORY_FILE);
+  const timer = new PhaseTimer();
+  let t = performance.now();
+  const file = await readStateFile(stateFile, { expectTemplate: detectCpuTemplate() });
+  await checkMemoryFile(memoryFile, file.memory.size);
+  timer.record('read-state', t);
+  if (opts.preparePageCache ?? true) {
+    if (opts.mode === 'vanilla') dropPageCache(memoryFile);
+    if (opts.mode === 'cached') loadPageCache(memoryFile);
+  }
+  const config = file.config as unknown as VmConfig;
+  t = performance.now();
+  const vm = Vm.restore({ ...config, cpuTemplate: file.cpuTemplate as VmConfig['cpuTemplate'] }, file.state, opts.kvm);
+  timer.record('restore-vm', t);
+  try {
+    t = performance.now();
+    switch (opts.mode) {
+      case 'eager':
+        readMemoryFileEagerly(vm.guestRam, memoryFile);
+        break;
+      case 'vanilla':
+      case 'cached':
+        mapMemoryFileLazily(vm.guestRam, memoryFile);
+        break;
+      default:
+        throw new FaasnapError('INVALID_VM_CONFIG', `memory mode ${opts.mode} is not available yet`);
+    }
+    timer.record('memory', t);
+  } catch (e) {
+    vm.stop();
+    throw e;
+  }
+  for (const p of timer.phases) vm.phases.phases.push({ ...p, name: `restore:${p.name}` });
+  return vm;
+}
