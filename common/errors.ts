@@ -21,11 +21,35 @@ export const ERRORS = {
   GUEST_UNHANDLED_EXIT: { status: 502, message: 'guest caused an exit the VMM does not handle' },
   GUEST_TIMEOUT: { status: 504, message: 'guest did not finish within its timeout' },
   CONSOLE_WAIT_TIMEOUT: { status: 504, message: 'guest console output did not match in time' },
+  // VMM processes
+  VMM_CRASHED: { status: 502, message: 'the VMM process exited unexpectedly' },
+  VMM_START_FAILED: { status: 503, message: 'a VMM process could not be started' },
   // Virtio
   VIRTQUEUE_INVALID: { status: 500, message: 'malformed virtqueue from the guest' },
   DEVICE_IO: { status: 500, message: 'device backend I/O failed' },
   // Persisted state
   STATE_INVALID: { status: 422, message: 'persisted state is invalid' },
+  // Snapshot files (state file + memory file)
+  SNAPSHOT_MISSING: { status: 404, message: 'snapshot file not found' },
+  SNAPSHOT_TRUNCATED: { status: 422, message: 'snapshot file is truncated' },
+  SNAPSHOT_CORRUPT: { status: 422, message: 'snapshot file is corrupt' },
+  SNAPSHOT_VERSION: { status: 422, message: 'unsupported snapshot format version' },
+  SNAPSHOT_TEMPLATE_MISMATCH: {
+    status: 409,
+    message: 'snapshot was taken with a different CPU template',
+  },
+  SNAPSHOT_MEMORY_MISMATCH: {
+    status: 422,
+    message: 'memory file does not match the snapshot state file',
+  },
+  SNAPSHOT_IO: { status: 500, message: 'snapshot file I/O failed' },
+  // FaaSnap loader (regions, working-set groups, loading set)
+  INVALID_LOADER_OPTIONS: { status: 400, message: 'invalid memory loader options' },
+  LOADING_SET_INVALID: { status: 422, message: 'loading-set manifest is invalid' },
+  LOADING_SET_STALE: {
+    status: 409,
+    message: 'loading set does not belong to this snapshot (record it again)',
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -43,7 +43,14 @@ export function mapMemoryFileLazily(ram: GuestRam, memoryFile: string): void {
     const offsets = regionFileOffsets(ram);
     ram.regions.forEach((r, i) => {
       // MAP_FIXED over the region's own address: KVM's memslot keeps pointing at it.
-      native.mmap(r.size, M.PROT_READ! | M.PROT_WRITE!, M.MAP_PRIVATE! | M.MAP_FIXED!, fd, offsets[i]!, r.hostAddr);
+      native.mmap(
+        r.size,
+        M.PROT_READ! | M.PROT_WRITE!,
+        M.MAP_PRIVATE! | M.MAP_FIXED!,
+        fd,
+        offsets[i]!,
+        r.hostAddr,
+      );
     });
   } finally {
     closeSync(fd); // the mappings keep the file referenced
@@ -58,9 +65,13 @@ export function readMemoryFileEagerly(ram: GuestRam, memoryFile: string): number
     const offsets = regionFileOffsets(ram);
     ram.regions.forEach((r, i) => {
       const view = new Uint8Array(r.view);
-      for (let done = 0; done < r.size; ) {
+      for (let done = 0; done < r.size;) {
         const n = readSync(fd, view, done, Math.min(64 << 20, r.size - done), offsets[i]! + done);
-        if (n === 0) throw new FaasnapError('SNAPSHOT_MEMORY_MISMATCH', `${memoryFile} ended at ${offsets[i]! + done}`);
+        if (n === 0)
+          throw new FaasnapError(
+            'SNAPSHOT_MEMORY_MISMATCH',
+            `${memoryFile} ended at ${offsets[i]! + done}`,
+          );
         done += n;
         total += n;
       }

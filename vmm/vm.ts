@@ -135,7 +135,10 @@ export class Vm {
   static restore(config: VmConfig, untrusted: unknown, kvm?: Kvm): Vm {
     const saved = validateState('VM', VmSavedStateSchema, untrusted);
     if (saved.vcpus.length !== config.vcpus) {
-      throw new FaasnapError('STATE_INVALID', `state has ${saved.vcpus.length} vCPUs, config ${config.vcpus}`);
+      throw new FaasnapError(
+        'STATE_INVALID',
+        `state has ${saved.vcpus.length} vCPUs, config ${config.vcpus}`,
+      );
     }
     const vm = new Vm(config, kvm);
     try {
@@ -177,11 +180,16 @@ export class Vm {
     if (saved) p.measure('irqchip-state', () => this.restoreVmState(saved));
     p.measure('vcpus', () => this.createVcpus());
     if (saved) {
-      p.measure('vcpu-state', () => this.vcpus.forEach((v, i) => restoreVcpu(v, saved.vcpus[i], this.vcpuCaps)));
+      p.measure('vcpu-state', () =>
+        this.vcpus.forEach((v, i) => restoreVcpu(v, saved.vcpus[i], this.vcpuCaps)),
+      );
     }
     p.measure('legacy-devices', () => {
       this.irqLines.set(SERIAL_GSI, this.createIrqLine(SERIAL_GSI));
-      const serialOpts = { interrupt: this.irqLines.get(SERIAL_GSI)!, logCapacity: this.config.consoleLogBytes };
+      const serialOpts = {
+        interrupt: this.irqLines.get(SERIAL_GSI)!,
+        logCapacity: this.config.consoleLogBytes,
+      };
       if (saved) this.console = Serial.restore(serialOpts, saved.serial);
       const i8042Opts = { onReset: () => this.terminate({ reason: 'reset' }) };
       this.i8042 = saved ? I8042.restore(i8042Opts, saved.i8042) : new I8042(i8042Opts);
@@ -231,7 +239,10 @@ export class Vm {
       native.kvm.GetIrqchip(this.vmFd, b);
       return b.toString('base64');
     };
-    const blob = (struct: 'kvm_pit_state2' | 'kvm_clock_data', get: 'GetPit2' | 'GetClock'): string => {
+    const blob = (
+      struct: 'kvm_pit_state2' | 'kvm_clock_data',
+      get: 'GetPit2' | 'GetClock',
+    ): string => {
       const b = Buffer.alloc(LAYOUTS[struct].size);
       native.kvm[get](this.vmFd, b);
       return b.toString('base64');
@@ -480,7 +491,10 @@ export class Vm {
 function exactBlob(b64: string, struct: keyof typeof LAYOUTS): Buffer {
   const b = Buffer.from(b64, 'base64');
   if (b.length !== LAYOUTS[struct].size) {
-    throw new FaasnapError('STATE_INVALID', `${struct} blob is ${b.length} bytes, expected ${LAYOUTS[struct].size}`);
+    throw new FaasnapError(
+      'STATE_INVALID',
+      `${struct} blob is ${b.length} bytes, expected ${LAYOUTS[struct].size}`,
+    );
   }
   return b;
 }

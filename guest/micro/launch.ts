@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { FaasnapError } from '../../common/errors.js';
 import { bootFlatImage } from '../../vmm/boot/flat.js';
-import { FileBlockBackend, VirtioBlock } from '../../vmm/devices/virtio/block/device.js';
+import type { Kvm } from '../../vmm/kvm/system.js';
 import { Vm, type VmConfig } from '../../vmm/vm.js';
 import {
   MICRO_DATA_GPA,
@@ -26,6 +26,8 @@ export interface MicroLaunchOptions extends VmConfig {
   disk?: string;
   /** Attach the disk writable (default read-only). */
   diskWritable?: boolean;
+  /** An open /dev/kvm handle to reuse (VMM processes open it once). */
+  kvm?: Kvm;
 }
 
 /** Pages of the data area that fit in `memMiB`. */
@@ -64,18 +66,17 @@ export function createMicroVm(opts: MicroLaunchOptions): Vm {
   if (opts.guest === 'virtio-blk' && !opts.disk) {
     throw new FaasnapError('INVALID_VM_CONFIG', 'the virtio-blk guest needs a disk image');
   }
-  const vm = Vm.create(opts);
+  const vm = Vm.create(opts, opts.kvm);
   try {
     let params = opts.params;
     if (opts.disk) {
-      const backend = new FileBlockBackend(opts.disk, { writable: opts.diskWritable ?? false });
-      vm.own(backend);
-      const dev = new VirtioBlock({
-        backend,
-        readOnly: !(opts.diskWritable ?? false),
+      const writable = opts.diskWritable ?? false;
+      const { base, gsi } = vm.addDevice({
+        kind: 'virtio-blk',
+        path: opts.disk,
+        writable,
         serial: 'micro-disk',
       });
-      const { base, gsi } = vm.addVirtioDevice(dev);
       if (opts.guest === 'virtio-blk') {
         params ??= encodeBlkParams({ mmioBase: base, gsi, readSectors: 8, writeSector: 8 });
       }

@@ -19,7 +19,12 @@ import {
 } from '../../guest/micro/index.js';
 import { createMicroVm, dataPages } from '../../guest/micro/launch.js';
 import type { MemoryMode } from '../../loader/modes.js';
-import { MEMORY_FILE, STATE_FILE, createSnapshot, restoreSnapshot } from '../../vmm/snapshot/snapshot.js';
+import {
+  MEMORY_FILE,
+  STATE_FILE,
+  createSnapshot,
+  restoreSnapshot,
+} from '../../vmm/snapshot/snapshot.js';
 import type { Vm } from '../../vmm/vm.js';
 import { KVM_PRESENT, kvmTest, openFds } from './support.js';
 
@@ -54,7 +59,12 @@ before(async () => {
     seed: 42,
     pages: Array.from({ length: n }, (_, i) => (i * 7919) % n),
   };
-  const vm = createMicroVm({ guest: 'touch', memMiB: MEM_MIB, vcpus: 1, params: encodeTouchParams(params) });
+  const vm = createMicroVm({
+    guest: 'touch',
+    memMiB: MEM_MIB,
+    vcpus: 1,
+    params: encodeTouchParams(params),
+  });
   vm.start();
   await vm.console.waitFor(/progress 0000000000001[0-9a-f]00/, 30_000);
   await vm.pause();
@@ -67,29 +77,41 @@ after(() => {
 });
 
 for (const mode of ['eager', 'vanilla', 'cached'] as MemoryMode[]) {
-  kvmTest(`restore in ${mode} mode: RAM equals the snapshot and the computation finishes correctly`, async () => {
-    const snap = join(dir, 'base');
-    const memoryDigest = sha256(readFileSync(join(snap, MEMORY_FILE)));
-    const vm = await restoreSnapshot(snap, { mode });
-    assert.equal(vm.state, 'paused');
-    assert.equal(ramDigest(vm), memoryDigest);
-    const checksum = await finish(vm);
-    assert.equal(checksum, touchExpectedChecksum(params));
-    // The restored console continues from the snapshot: earlier progress lines are not replayed.
-    assert.doesNotMatch(vm.console.text(), /progress 0000000000000000/);
-  });
+  kvmTest(
+    `restore in ${mode} mode: RAM equals the snapshot and the computation finishes correctly`,
+    async () => {
+      const snap = join(dir, 'base');
+      const memoryDigest = sha256(readFileSync(join(snap, MEMORY_FILE)));
+      const vm = await restoreSnapshot(snap, { mode });
+      assert.equal(vm.state, 'paused');
+      assert.equal(ramDigest(vm), memoryDigest);
+      const checksum = await finish(vm);
+      assert.equal(checksum, touchExpectedChecksum(params));
+      // The restored console continues from the snapshot: earlier progress lines are not replayed.
+      assert.doesNotMatch(vm.console.text(), /progress 0000000000000000/);
+    },
+  );
 }
 
-kvmTest('10 sequential and 4 parallel restores from one snapshot all finish correctly', async () => {
-  const snap = join(dir, 'base');
-  const expected = touchExpectedChecksum(params);
-  for (let i = 0; i < 10; i++) {
-    assert.equal(await finish(await restoreSnapshot(snap, { mode: 'cached' })), expected, `restore ${i}`);
-  }
-  const vms = await Promise.all(Array.from({ length: 4 }, () => restoreSnapshot(snap, { mode: 'cached' })));
-  const results = await Promise.all(vms.map(finish));
-  assert.deepEqual(results, [expected, expected, expected, expected]);
-});
+kvmTest(
+  '10 sequential and 4 parallel restores from one snapshot all finish correctly',
+  async () => {
+    const snap = join(dir, 'base');
+    const expected = touchExpectedChecksum(params);
+    for (let i = 0; i < 10; i++) {
+      assert.equal(
+        await finish(await restoreSnapshot(snap, { mode: 'cached' })),
+        expected,
+        `restore ${i}`,
+      );
+    }
+    const vms = await Promise.all(
+      Array.from({ length: 4 }, () => restoreSnapshot(snap, { mode: 'cached' })),
+    );
+    const results = await Promise.all(vms.map(finish));
+    assert.deepEqual(results, [expected, expected, expected, expected]);
+  },
+);
 
 kvmTest('a snapshot of a restored VM (a chain) restores and finishes correctly', async () => {
   const vm = await restoreSnapshot(join(dir, 'base'), { mode: 'vanilla' });
@@ -102,46 +124,61 @@ kvmTest('a snapshot of a restored VM (a chain) restores and finishes correctly',
   assert.equal(await finish(again), touchExpectedChecksum(params));
 });
 
-kvmTest('bad snapshot files fail with typed errors, leak nothing and are never modified', async () => {
-  const src = join(dir, 'base');
-  const bad = join(dir, 'bad');
-  const state = readFileSync(join(src, STATE_FILE));
-  const memSize = statSync(join(src, MEMORY_FILE)).size;
-  const cases: [string, () => void, string][] = [
-    ['truncated state', () => writeFileSync(join(bad, STATE_FILE), state.subarray(0, state.length >> 1)), 'SNAPSHOT_TRUNCATED'],
-    [
-      'corrupted state',
-      () => {
-        const c = Buffer.from(state);
-        c[c.length - 100] ^= 0xff;
-        writeFileSync(join(bad, STATE_FILE), c);
-      },
-      'SNAPSHOT_CORRUPT',
-    ],
-    ['short memory file', () => truncateSync(join(bad, MEMORY_FILE), memSize - 4096), 'SNAPSHOT_MEMORY_MISMATCH'],
-    ['missing memory file', () => rmSync(join(bad, MEMORY_FILE)), 'SNAPSHOT_MISSING'],
-  ];
-  for (const [name, corrupt, code] of cases) {
-    rmSync(bad, { recursive: true, force: true });
-    (await import('node:fs')).cpSync(src, bad, { recursive: true });
-    corrupt();
-    const digests = [STATE_FILE, MEMORY_FILE].map((f) => {
-      try {
-        return sha256(readFileSync(join(bad, f)));
-      } catch {
-        return 'absent';
-      }
-    });
-    const fds = openFds();
-    await assert.rejects(restoreSnapshot(bad, { mode: 'vanilla' }), (e) => isFaasnapError(e) && e.code === code, name);
-    assert.equal(openFds(), fds, `${name}: no fd leaked`);
-    const after = [STATE_FILE, MEMORY_FILE].map((f) => {
-      try {
-        return sha256(readFileSync(join(bad, f)));
-      } catch {
-        return 'absent';
-      }
-    });
-    assert.deepEqual(after, digests, `${name}: files untouched`);
-  }
-});
+kvmTest(
+  'bad snapshot files fail with typed errors, leak nothing and are never modified',
+  async () => {
+    const src = join(dir, 'base');
+    const bad = join(dir, 'bad');
+    const state = readFileSync(join(src, STATE_FILE));
+    const memSize = statSync(join(src, MEMORY_FILE)).size;
+    const cases: [string, () => void, string][] = [
+      [
+        'truncated state',
+        () => writeFileSync(join(bad, STATE_FILE), state.subarray(0, state.length >> 1)),
+        'SNAPSHOT_TRUNCATED',
+      ],
+      [
+        'corrupted state',
+        () => {
+          const c = Buffer.from(state);
+          c[c.length - 100] = c[c.length - 100]! ^ 0xff;
+          writeFileSync(join(bad, STATE_FILE), c);
+        },
+        'SNAPSHOT_CORRUPT',
+      ],
+      [
+        'short memory file',
+        () => truncateSync(join(bad, MEMORY_FILE), memSize - 4096),
+        'SNAPSHOT_MEMORY_MISMATCH',
+      ],
+      ['missing memory file', () => rmSync(join(bad, MEMORY_FILE)), 'SNAPSHOT_MISSING'],
+    ];
+    for (const [name, corrupt, code] of cases) {
+      rmSync(bad, { recursive: true, force: true });
+      (await import('node:fs')).cpSync(src, bad, { recursive: true });
+      corrupt();
+      const digests = [STATE_FILE, MEMORY_FILE].map((f) => {
+        try {
+          return sha256(readFileSync(join(bad, f)));
+        } catch {
+          return 'absent';
+        }
+      });
+      const fds = openFds();
+      await assert.rejects(
+        restoreSnapshot(bad, { mode: 'vanilla' }),
+        (e) => isFaasnapError(e) && e.code === code,
+        name,
+      );
+      assert.equal(openFds(), fds, `${name}: no fd leaked`);
+      const after = [STATE_FILE, MEMORY_FILE].map((f) => {
+        try {
+          return sha256(readFileSync(join(bad, f)));
+        } catch {
+          return 'absent';
+        }
+      });
+      assert.deepEqual(after, digests, `${name}: files untouched`);
+    }
+  },
+);

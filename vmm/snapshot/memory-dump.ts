@@ -13,7 +13,7 @@ export async function writeMemoryFile(ram: GuestRam, path: string): Promise<numb
     for (const r of ram.regions) {
       const bytes = new Uint8Array(r.view);
       // 64 MiB slices: bounded syscalls, no copy of guest memory.
-      for (let done = 0; done < bytes.length; ) {
+      for (let done = 0; done < bytes.length;) {
         const len = Math.min(64 << 20, bytes.length - done);
         const { bytesWritten } = await fh.write(bytes, done, len, offset);
         done += bytesWritten;

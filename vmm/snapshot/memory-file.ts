@@ -66,7 +66,7 @@ export async function hashFile(path: string): Promise<string> {
   });
   try {
     const buf = Buffer.allocUnsafe(HASH_CHUNK);
-    for (let pos = 0; ; ) {
+    for (let pos = 0; ;) {
       const n = await readFull(fh, buf, buf.length, pos);
       if (n === 0) break;
       hash.update(buf.subarray(0, n));

@@ -6,17 +6,15 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FaasnapError } from '../../common/errors.js';
 import { PhaseTimer } from '../../common/phases.js';
-import {
-  mapMemoryFileLazily,
-  readMemoryFileEagerly,
-  type MemoryMode,
-} from '../../loader/modes.js';
+import { mapMemoryFileLazily, readMemoryFileEagerly, type MemoryMode } from '../../loader/modes.js';
 import { detectCpuTemplate } from '../cpu/template.js';
 import type { Kvm } from '../kvm/system.js';
 import { Vm, type VmConfig } from '../vm.js';
 import { dropPageCache, loadPageCache, writeMemoryFile } from './memory-dump.js';
 import { checkMemoryFile } from './memory-file.js';
 import { readStateFile, writeStateFile } from './state-file.js';
+import { VmConfigSchema, VmSavedStateSchema } from './vm-state.js';
+import type { Static } from '@sinclair/typebox';
 
 export const STATE_FILE = 'state.bin';
 export const MEMORY_FILE = 'memory.bin';
@@ -31,7 +29,8 @@ export interface SnapshotInfo {
 
 /** Writes a snapshot of a paused VM into `dir` (created if needed). The VM stays paused. */
 export async function createSnapshot(vm: Vm, dir: string): Promise<SnapshotInfo> {
-  if (vm.state !== 'paused') throw new FaasnapError('INVALID_VM_STATE', `snapshot needs a paused VM, it is ${vm.state}`);
+  if (vm.state !== 'paused')
+    throw new FaasnapError('INVALID_VM_STATE', `snapshot needs a paused VM, it is ${vm.state}`);
   const timer = new PhaseTimer();
   mkdirSync(dir, { recursive: true });
   const stateFile = join(dir, STATE_FILE);
@@ -54,8 +53,13 @@ export async function createSnapshot(vm: Vm, dir: string): Promise<SnapshotInfo>
   return { dir, stateFile, memoryFile, memoryBytes, phases: timer.phases };
 }
 
-function vmConfigJson(c: Required<VmConfig>): Record<string, unknown> {
-  return { memMiB: c.memMiB, vcpus: c.vcpus, cpuTemplate: c.cpuTemplate, consoleLogBytes: c.consoleLogBytes };
+function vmConfigJson(c: Required<VmConfig>): Static<typeof VmConfigSchema> {
+  return {
+    memMiB: c.memMiB,
+    vcpus: c.vcpus,
+    cpuTemplate: c.cpuTemplate,
+    consoleLogBytes: c.consoleLogBytes,
+  };
 }
 
 export interface RestoreOptions {
@@ -71,16 +75,19 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
   const memoryFile = join(dir, MEMORY_FILE);
   const timer = new PhaseTimer();
   let t = performance.now();
-  const file = await readStateFile(stateFile, { expectTemplate: detectCpuTemplate() });
+  const file = await readStateFile(stateFile, {
+    expectTemplate: detectCpuTemplate(),
+    configSchema: VmConfigSchema,
+    stateSchema: VmSavedStateSchema,
+  });
   await checkMemoryFile(memoryFile, file.memory.size);
   timer.record('read-state', t);
   if (opts.preparePageCache ?? true) {
     if (opts.mode === 'vanilla') dropPageCache(memoryFile);
     if (opts.mode === 'cached') loadPageCache(memoryFile);
   }
-  const config = file.config as unknown as VmConfig;
   t = performance.now();
-  const vm = Vm.restore({ ...config, cpuTemplate: file.cpuTemplate as VmConfig['cpuTemplate'] }, file.state, opts.kvm);
+  const vm = Vm.restore(file.config, file.state, opts.kvm);
   timer.record('restore-vm', t);
   try {
     t = performance.now();
@@ -93,7 +100,10 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
         mapMemoryFileLazily(vm.guestRam, memoryFile);
         break;
       default:
-        throw new FaasnapError('INVALID_VM_CONFIG', `memory mode ${opts.mode} is not available yet`);
+        throw new FaasnapError(
+          'INVALID_VM_CONFIG',
+          `memory mode ${opts.mode} is not available yet`,
+        );
     }
     timer.record('memory', t);
   } catch (e) {

@@ -15,20 +15,29 @@ export const VcpuStateSchema = Type.Object(
   {
     index: Type.Integer({ minimum: 0, maximum: 254 }),
     regs: Type.Object(
-      Object.fromEntries(REG_NAMES.map((n) => [n, Hex64])) as Record<(typeof REG_NAMES)[number], typeof Hex64>,
+      Object.fromEntries(REG_NAMES.map((n) => [n, Hex64])) as Record<
+        (typeof REG_NAMES)[number],
+        typeof Hex64
+      >,
       { additionalProperties: false },
     ),
     sregs: Base64,
     /** xsave when the host supports it (it carries FPU/SSE state), else the legacy fpu blob. */
-    fpu: Type.Object({ kind: Type.Union([Type.Literal('xsave'), Type.Literal('fpu')]), data: Base64 }),
+    fpu: Type.Object({
+      kind: Type.Union([Type.Literal('xsave'), Type.Literal('fpu')]),
+      data: Base64,
+    }),
     xcrs: Type.Optional(Base64),
     lapic: Base64,
     mpState: Base64,
     events: Base64,
     debugRegs: Base64,
-    msrs: Type.Array(Type.Object({ index: Type.Integer({ minimum: 0, maximum: 0xffffffff }), data: Hex64 }), {
-      maxItems: 4096,
-    }),
+    msrs: Type.Array(
+      Type.Object({ index: Type.Integer({ minimum: 0, maximum: 0xffffffff }), data: Hex64 }),
+      {
+        maxItems: 4096,
+      },
+    ),
   },
   { additionalProperties: false },
 );
@@ -66,7 +75,10 @@ export function captureVcpu(v: Vcpu, caps: VcpuCaps): VcpuState {
 function blob(state: string, struct: keyof typeof LAYOUTS, what: string): Buffer {
   const b = Buffer.from(state, 'base64');
   if (b.length !== LAYOUTS[struct].size) {
-    throw new FaasnapError('STATE_INVALID', `vCPU ${what} is ${b.length} bytes, ${struct} is ${LAYOUTS[struct].size}`);
+    throw new FaasnapError(
+      'STATE_INVALID',
+      `vCPU ${what} is ${b.length} bytes, ${struct} is ${LAYOUTS[struct].size}`,
+    );
   }
   return b;
 }
@@ -74,9 +86,13 @@ function blob(state: string, struct: keyof typeof LAYOUTS, what: string): Buffer
 /** Validates untrusted state completely, then applies it in KVM's required order. */
 export function restoreVcpu(v: Vcpu, untrusted: unknown, caps: VcpuCaps): void {
   const s = validateState(`vCPU ${v.index}`, VcpuStateSchema, untrusted);
-  if (s.index !== v.index) throw new FaasnapError('STATE_INVALID', `vCPU state ${s.index} applied to vCPU ${v.index}`);
+  if (s.index !== v.index)
+    throw new FaasnapError('STATE_INVALID', `vCPU state ${s.index} applied to vCPU ${v.index}`);
   if (s.fpu.kind === 'xsave' && !caps.xsave) {
-    throw new FaasnapError('STATE_INVALID', 'snapshot has XSAVE state but this host has no KVM_CAP_XSAVE');
+    throw new FaasnapError(
+      'STATE_INVALID',
+      'snapshot has XSAVE state but this host has no KVM_CAP_XSAVE',
+    );
   }
   // Decode everything first so a bad field fails before KVM state is touched.
   const regs = Object.fromEntries(REG_NAMES.map((n) => [n, BigInt(s.regs[n])])) as Regs;

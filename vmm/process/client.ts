@@ -1,0 +1,120 @@
+// Controller side of one VMM process: forks vmm/process/worker.js, sends typed actions and
+// matches replies by id. A crash of the process fails every pending call with VMM_CRASHED and
+// is reported once through onExit.
+
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { FaasnapError, type ErrorCode, ERRORS } from '../../common/errors.js';
+import type { Action, Event, Reply } from './protocol.js';
+
+type ActionBody = Action extends infer A
+  ? A extends { id: number }
+    ? Omit<A, 'id'>
+    : never
+  : never;
+
+const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
+const START_TIMEOUT_MS = 10_000;
+
+export class VmmProcess {
+  readonly pid: number;
+  /** Console output of the guest, as it arrives. */
+  onConsole: ((chunk: Uint8Array) => void) | undefined;
+  /** The VM inside stopped (guest exit, error, or stop). */
+  onVmExit:
+    ((e: { reason: string; error?: { code: string; message: string } }) => void) | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<
+    number,
+    { resolve(v: unknown): void; reject(e: unknown): void }
+  >();
+  private exited = false;
+
+  private constructor(private readonly child: ChildProcess) {
+    this.pid = child.pid!;
+    child.on('message', (m: Reply | Event) => this.onMessage(m));
+    child.on('exit', (code, signal) => {
+      this.exited = true;
+      const err = new FaasnapError(
+        'VMM_CRASHED',
+        `pid ${this.pid} exited (code ${code}, signal ${signal})`,
+      );
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    });
+  }
+
+  /** Forks a VMM process and waits until it has opened /dev/kvm and is ready for an action. */
+  static spawn(): Promise<VmmProcess> {
+    return new Promise((resolve, reject) => {
+      const child = fork(WORKER, [], {
+        serialization: 'advanced',
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(
+          new FaasnapError('VMM_START_FAILED', `no ready message within ${START_TIMEOUT_MS} ms`),
+        );
+      }, START_TIMEOUT_MS);
+      const onEarlyExit = (code: number | null): void => {
+        clearTimeout(timer);
+        reject(
+          new FaasnapError('VMM_START_FAILED', `exited with code ${code} before it was ready`),
+        );
+      };
+      child.once('exit', onEarlyExit);
+      child.once('message', (m: Event) => {
+        clearTimeout(timer);
+        child.off('exit', onEarlyExit);
+        if (m.event !== 'ready') {
+          child.kill('SIGKILL');
+          reject(new FaasnapError('VMM_START_FAILED', 'unexpected first message'));
+          return;
+        }
+        resolve(new VmmProcess(child));
+      });
+    });
+  }
+
+  get alive(): boolean {
+    return !this.exited;
+  }
+
+  call<T = unknown>(action: ActionBody): Promise<T> {
+    if (this.exited)
+      return Promise.reject(new FaasnapError('VMM_CRASHED', `pid ${this.pid} is gone`));
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.child.send({ ...action, id });
+    });
+  }
+
+  /** Ends the process (the VM inside stops with it). Resolves when it has exited. */
+  kill(): Promise<void> {
+    if (this.exited) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.child.kill('SIGKILL');
+    });
+  }
+
+  private onMessage(m: Reply | Event): void {
+    if ('event' in m) {
+      if (m.event === 'console') this.onConsole?.(m.chunk);
+      else if (m.event === 'exit') this.onVmExit?.(m);
+      return;
+    }
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    if (m.ok) p.resolve(m.value);
+    else {
+      const code = (m.error.code in ERRORS ? m.error.code : 'VMM_CRASHED') as ErrorCode;
+      const e = new FaasnapError(code, undefined, m.error.details ?? {});
+      e.message = m.error.message; // keep the VMM's full message
+      p.reject(e);
+    }
+  }
+}

@@ -1,0 +1,46 @@
+// A pool of started, idle VMM processes (the original FaaSnap daemon keeps one too): taking a
+// process costs a message, not a Node start-up (~tens of ms) plus /dev/kvm set-up.
+
+import { VmmProcess } from './client.js';
+
+export class VmmPool {
+  private readonly idle: VmmProcess[] = [];
+  private refilling = 0;
+  private closed = false;
+
+  constructor(readonly size: number) {}
+
+  /** Starts processes until `size` are idle. */
+  async fill(): Promise<void> {
+    const want = this.size - this.idle.length - this.refilling;
+    await Promise.all(Array.from({ length: Math.max(0, want) }, () => this.spawnOne()));
+  }
+
+  get idleCount(): number {
+    return this.idle.length;
+  }
+
+  /** An idle process (or a new one if none is idle); the pool refills in the background. */
+  async take(): Promise<VmmProcess> {
+    let p: VmmProcess | undefined;
+    while ((p = this.idle.shift()) && !p.alive);
+    void this.fill().catch(() => undefined);
+    return p ?? VmmProcess.spawn();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.idle.splice(0).map((p) => p.kill()));
+  }
+
+  private async spawnOne(): Promise<void> {
+    this.refilling++;
+    try {
+      const p = await VmmProcess.spawn();
+      if (this.closed) await p.kill();
+      else this.idle.push(p);
+    } finally {
+      this.refilling--;
+    }
+  }
+}

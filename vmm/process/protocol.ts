@@ -1,0 +1,62 @@
+// The closed, typed set of actions between a controller (CLI, daemon) and a VMM process, and
+// their replies. One VM per VMM process (Firecracker's model): a crash takes down one VM only.
+// Messages travel over the fork IPC channel (a Unix socketpair) with structured-clone
+// serialisation; every incoming action is validated before it is dispatched.
+
+import { Type, type Static } from '@sinclair/typebox';
+import { MEMORY_MODES } from '../../loader/modes.js';
+
+const Mode = Type.Union(MEMORY_MODES.map((m) => Type.Literal(m)));
+
+export const ActionSchema = Type.Union([
+  Type.Object({ id: Type.Integer(), type: Type.Literal('ping') }),
+  Type.Object({
+    id: Type.Integer(),
+    type: Type.Literal('boot-micro'),
+    guest: Type.String({ minLength: 1 }),
+    memMiB: Type.Integer({ minimum: 8, maximum: 65536 }),
+    vcpus: Type.Integer({ minimum: 1, maximum: 8 }),
+    params: Type.Optional(Type.Uint8Array()),
+  }),
+  Type.Object({
+    id: Type.Integer(),
+    type: Type.Literal('restore'),
+    snapshotDir: Type.String({ minLength: 1 }),
+    mode: Mode,
+  }),
+  Type.Object({ id: Type.Integer(), type: Type.Literal('start') }),
+  Type.Object({ id: Type.Integer(), type: Type.Literal('pause') }),
+  Type.Object({ id: Type.Integer(), type: Type.Literal('resume') }),
+  Type.Object({
+    id: Type.Integer(),
+    type: Type.Literal('snapshot'),
+    dir: Type.String({ minLength: 1 }),
+  }),
+  Type.Object({
+    id: Type.Integer(),
+    type: Type.Literal('wait'),
+    timeoutMs: Type.Integer({ minimum: 1 }),
+  }),
+  Type.Object({ id: Type.Integer(), type: Type.Literal('console') }),
+  Type.Object({ id: Type.Integer(), type: Type.Literal('stop') }),
+]);
+export type Action = Static<typeof ActionSchema>;
+export type ActionType = Action['type'];
+
+export interface ReplyOk {
+  id: number;
+  ok: true;
+  value: unknown;
+}
+export interface ReplyErr {
+  id: number;
+  ok: false;
+  error: { code: string; message: string; details?: Record<string, unknown> };
+}
+export type Reply = ReplyOk | ReplyErr;
+
+/** Unsolicited messages from the VMM process. */
+export type Event =
+  | { event: 'ready'; pid: number; readyMs: number }
+  | { event: 'console'; chunk: Uint8Array }
+  | { event: 'exit'; reason: string; error?: { code: string; message: string } };

@@ -1,0 +1,102 @@
+// Entry point of a VMM process (forked by VmmProcess). It loads the addon and opens /dev/kvm
+// (caching the host's CPUID and MSR lists) before it reports `ready`, so a process taken from
+// the pool restores without Node's start-up cost. It then serves actions for exactly one VM.
+
+import { performance } from 'node:perf_hooks';
+import { FaasnapError } from '../../common/errors.js';
+import { createMicroVm } from '../../guest/micro/launch.js';
+import { Kvm } from '../kvm/system.js';
+import { validateState } from '../persist.js';
+import { createSnapshot, restoreSnapshot } from '../snapshot/snapshot.js';
+import type { Vm } from '../vm.js';
+import { ActionSchema, type Action, type Event, type Reply } from './protocol.js';
+
+const kvm = Kvm.open();
+kvm.getSupportedCpuid();
+kvm.getMsrIndexList();
+let vm: Vm | undefined;
+
+function send(msg: Reply | Event): void {
+  process.send?.(msg);
+}
+
+function attach(v: Vm): Vm {
+  if (vm) {
+    v.stop();
+    throw new FaasnapError('INVALID_VM_STATE', 'this VMM process already runs a VM');
+  }
+  vm = v;
+  v.console.onOutput((chunk) => send({ event: 'console', chunk }));
+  void v.wait().then((exit) =>
+    send({
+      event: 'exit',
+      reason: exit.reason,
+      error: exit.error ? { code: exit.error.code, message: exit.error.message } : undefined,
+    }),
+  );
+  return v;
+}
+
+function current(): Vm {
+  if (!vm) throw new FaasnapError('INVALID_VM_STATE', 'no VM in this VMM process');
+  return vm;
+}
+
+async function dispatch(a: Action): Promise<unknown> {
+  switch (a.type) {
+    case 'ping':
+      return { pid: process.pid };
+    case 'boot-micro':
+      attach(
+        createMicroVm({ guest: a.guest, memMiB: a.memMiB, vcpus: a.vcpus, params: a.params, kvm }),
+      );
+      return { phases: current().phases.phases };
+    case 'restore':
+      attach(await restoreSnapshot(a.snapshotDir, { mode: a.mode, kvm }));
+      return { phases: current().phases.phases };
+    case 'start':
+      current().start();
+      return null;
+    case 'pause':
+      await current().pause();
+      return null;
+    case 'resume':
+      current().resume();
+      return null;
+    case 'snapshot':
+      return createSnapshot(current(), a.dir);
+    case 'wait': {
+      const exit = await current().runToCompletion(a.timeoutMs);
+      return { reason: exit.reason };
+    }
+    case 'console':
+      return current().console.text();
+    case 'stop':
+      vm?.stop();
+      return null;
+  }
+}
+
+process.on('message', (msg: unknown) => {
+  const id = typeof (msg as { id?: unknown })?.id === 'number' ? (msg as { id: number }).id : -1;
+  void (async () => {
+    try {
+      const action = validateState('VMM action', ActionSchema, msg);
+      send({ id, ok: true, value: await dispatch(action) });
+    } catch (e) {
+      const err =
+        e instanceof FaasnapError
+          ? { code: e.code, message: e.message, details: e.details }
+          : { code: 'VMM_INTERNAL', message: e instanceof Error ? e.message : String(e) };
+      send({ id, ok: false, error: err });
+    }
+  })();
+});
+
+// The controller went away: nothing may outlive it.
+process.on('disconnect', () => {
+  vm?.stop();
+  process.exit(0);
+});
+
+send({ event: 'ready', pid: process.pid, readyMs: performance.now() });
