@@ -1,0 +1,101 @@
+// Tier 2: VMM processes from the pool run and restore VMs through typed actions; invalid
+// actions get typed errors; a crashed VMM process is detected and reported.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isFaasnapError } from '../../common/errors.js';
+import {
+  TOUCH_FLAG_PROGRESS,
+  TOUCH_FLAG_WRITE,
+  encodeTouchParams,
+  helloSum,
+  parseHelloOutput,
+  parseTouchOutput,
+  touchExpectedChecksum,
+} from '../../guest/micro/index.js';
+import { dataPages } from '../../guest/micro/launch.js';
+import { VmmProcess } from '../../vmm/process/client.js';
+import { VmmPool } from '../../vmm/process/pool.js';
+import { kvmTest } from './support.js';
+
+kvmTest('a pooled VMM process boots a micro-guest and reports its console and exit', async () => {
+  const pool = new VmmPool(2);
+  await pool.fill();
+  assert.equal(pool.idleCount, 2);
+  const vmm = await pool.take();
+  try {
+    let out = '';
+    vmm.onConsole = (c) => (out += Buffer.from(c).toString());
+    await vmm.call({ type: 'boot-micro', guest: 'hello', memMiB: 16, vcpus: 2 });
+    await vmm.call({ type: 'start' });
+    assert.deepEqual(await vmm.call({ type: 'wait', timeoutMs: 30_000 }), { reason: 'reset' });
+    const text = await vmm.call<string>({ type: 'console' });
+    assert.equal(parseHelloOutput(text).sum, helloSum());
+    assert.equal(parseHelloOutput(text).vcpus, 2);
+    assert.match(out, /hello from CPL3/);
+  } finally {
+    await vmm.kill();
+    await pool.close();
+  }
+});
+
+kvmTest('a VMM process snapshots and another restores from the snapshot', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'faasnap-vmmproc-'));
+  const a = await VmmProcess.spawn();
+  const b = await VmmProcess.spawn();
+  try {
+    const n = dataPages(32);
+    const params = {
+      flags: TOUCH_FLAG_WRITE | TOUCH_FLAG_PROGRESS,
+      seed: 3,
+      pages: Array.from({ length: n }, (_, i) => n - 1 - i),
+    };
+    await a.call({
+      type: 'boot-micro',
+      guest: 'touch',
+      memMiB: 32,
+      vcpus: 1,
+      params: encodeTouchParams(params),
+    });
+    await a.call({ type: 'start' });
+    await a.call({ type: 'pause' });
+    await a.call({ type: 'snapshot', dir });
+    await a.call({ type: 'stop' });
+    await b.call({ type: 'restore', snapshotDir: dir, mode: 'vanilla' });
+    await b.call({ type: 'resume' });
+    await b.call({ type: 'wait', timeoutMs: 60_000 });
+    const text = await b.call<string>({ type: 'console' });
+    assert.equal(parseTouchOutput(text).checksum, touchExpectedChecksum(params));
+  } finally {
+    await a.kill();
+    await b.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+kvmTest('invalid actions get typed errors and a crashed VMM process is reported', async () => {
+  const vmm = await VmmProcess.spawn();
+  try {
+    await assert.rejects(
+      vmm.call({ type: 'boot-micro', guest: 'hello', memMiB: 1, vcpus: 1 }),
+      (e) => isFaasnapError(e, 'STATE_INVALID'),
+    );
+    await assert.rejects(vmm.call({ type: 'resume' }), (e) =>
+      isFaasnapError(e, 'INVALID_VM_STATE'),
+    );
+    await assert.rejects(
+      vmm.call({ type: 'restore', snapshotDir: '/nonexistent', mode: 'vanilla' }),
+      (e) => isFaasnapError(e, 'SNAPSHOT_MISSING'),
+    );
+    await vmm.call({ type: 'boot-micro', guest: 'hang', memMiB: 16, vcpus: 1 });
+    await vmm.call({ type: 'start' });
+    const waiting = vmm.call({ type: 'wait', timeoutMs: 60_000 });
+    process.kill(vmm.pid, 'SIGKILL');
+    await assert.rejects(waiting, (e) => isFaasnapError(e, 'VMM_CRASHED'));
+    assert.equal(vmm.alive, false);
+  } finally {
+    await vmm.kill();
+  }
+});
