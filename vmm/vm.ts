@@ -79,6 +79,10 @@ export class Vm {
   readonly virtio: VirtioMmioTransport[] = [];
   /** Config of the virtio devices added with addDevice(), in slot order (saved in snapshots). */
   readonly deviceSpecs: VirtioDeviceSpec[] = [];
+  /** How guest memory was restored, and the loader's progress (set by snapshot restore). */
+  loader:
+    | { mode: string; prefetch?: Promise<{ bytes: number; ms: number; cancelled: boolean }> }
+    | undefined;
   /** Milliseconds from create() to start(). */
   startedMs: number | undefined;
   /** Milliseconds from create() to the first exit of any vCPU (the guest has run). */
@@ -356,9 +360,7 @@ export class Vm {
     savedTransport?: unknown,
   ): { base: number; gsi: number; transport: VirtioMmioTransport } {
     this.requireState('created');
-    const n = this.virtio.length;
-    const base = VIRTIO_MMIO_BASE + n * VIRTIO_MMIO_SIZE;
-    const gsi = VIRTIO_FIRST_GSI + n;
+    const { base, gsi } = virtioSlot(this.virtio.length);
     const args = { device, memory: this.memory, interrupt: this.createIrqLine(gsi) };
     const transport =
       savedTransport === undefined
@@ -374,6 +376,11 @@ export class Vm {
     return { base, gsi, transport };
   }
 
+  /** Where each attached virtio device sits, in attach order (a Linux guest's cmdline names them). */
+  virtioSlots(): { base: number; gsi: number }[] {
+    return this.virtio.map((_, n) => virtioSlot(n));
+  }
+
   // ---- lifecycle ----
 
   start(): void {
@@ -385,7 +392,8 @@ export class Vm {
 
   /** Parks every vCPU outside KVM_RUN; resolves when all have parked. */
   async pause(): Promise<void> {
-    this.requireState('running');
+    // A VM that never ran can be paused too: snapshots of it start at the first instruction.
+    this.requireState('running', 'created');
     this._state = 'paused';
     const running = this.vcpus.filter((v) => v.runState === 'running');
     if (running.length === 0) return;
@@ -497,6 +505,11 @@ function exactBlob(b64: string, struct: keyof typeof LAYOUTS): Buffer {
     );
   }
   return b;
+}
+
+/** MMIO window and GSI of the n-th virtio device. */
+function virtioSlot(n: number): { base: number; gsi: number } {
+  return { base: VIRTIO_MMIO_BASE + n * VIRTIO_MMIO_SIZE, gsi: VIRTIO_FIRST_GSI + n };
 }
 
 function validateConfig(c: VmConfig): void {

@@ -336,6 +336,7 @@ test('kernel parameters per template', () => {
     'nosmap',
     'nosmep',
     'clearcpuid=smap,smep,popcnt',
+    'faasnap_pvm_syscall=1',
   ]);
   assert.deepEqual(templateKernelParams('pvm-safe'), pvmSafeKernelParams());
   assert.deepEqual(templateKernelParams('host'), []);

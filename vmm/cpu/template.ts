@@ -80,10 +80,13 @@ export function detectCpuTemplate(sysModuleDir = '/sys/module'): CpuTemplateName
 
 /**
  * Guest kernel parameters the pvm-safe template needs (DESIGN.md §2): hide what the CPUID model
- * hides a second time in the kernel, so nothing (alternatives, early boot code) uses it anyway.
+ * hides a second time in the kernel, so nothing (alternatives, early boot code) uses it anyway,
+ * and switch on our guest kernel's handler for SYSCALLs that PVM delivers as page faults
+ * (guest/kernel/patches/0003-*; a kernel without that patch hands the unknown parameter to
+ * init as an environment variable, harmlessly).
  */
 export function pvmSafeKernelParams(): string[] {
-  return ['noxsave', 'nosmap', 'nosmep', 'clearcpuid=smap,smep,popcnt'];
+  return ['noxsave', 'nosmap', 'nosmep', 'clearcpuid=smap,smep,popcnt', 'faasnap_pvm_syscall=1'];
 }
 
 export function templateKernelParams(template: CpuTemplateName): string[] {

@@ -7,6 +7,13 @@ import { join } from 'node:path';
 import { FaasnapError } from '../../common/errors.js';
 import { PhaseTimer } from '../../common/phases.js';
 import { mapMemoryFileLazily, readMemoryFileEagerly, type MemoryMode } from '../../loader/modes.js';
+import { Prefetcher, mapFaasnapMemory } from '../../loader/faasnap.js';
+import {
+  checkLoadingSet,
+  readLoadingSetManifest,
+  type LoadingSetManifest,
+} from '../../loader/loading-set-file.js';
+import type { FaasnapVariant } from '../../loader/plan.js';
 import { detectCpuTemplate } from '../cpu/template.js';
 import type { Kvm } from '../kvm/system.js';
 import { Vm, type VmConfig } from '../vm.js';
@@ -18,6 +25,27 @@ import type { Static } from '@sinclair/typebox';
 
 export const STATE_FILE = 'state.bin';
 export const MEMORY_FILE = 'memory.bin';
+export const LOADING_SET_FILE = 'loading-set.bin';
+export const LOADING_SET_MANIFEST = 'loading-set.json';
+export const REAP_DIR = 'reap';
+
+/** Paths of every file a snapshot directory can hold. */
+export function snapshotPaths(dir: string) {
+  return {
+    stateFile: join(dir, STATE_FILE),
+    memoryFile: join(dir, MEMORY_FILE),
+    loadingSetFile: join(dir, LOADING_SET_FILE),
+    loadingSetManifest: join(dir, LOADING_SET_MANIFEST),
+    reapDir: join(dir, REAP_DIR),
+  };
+}
+
+const FAASNAP_VARIANT: Partial<Record<MemoryMode, FaasnapVariant>> = {
+  faasnap: 'faasnap',
+  'faasnap-no-concurrent-paging': 'no-paging',
+  'faasnap-no-regions': 'no-regions',
+  'faasnap-no-compact-file': 'no-compact-file',
+};
 
 export interface SnapshotInfo {
   dir: string;
@@ -33,8 +61,7 @@ export async function createSnapshot(vm: Vm, dir: string): Promise<SnapshotInfo>
     throw new FaasnapError('INVALID_VM_STATE', `snapshot needs a paused VM, it is ${vm.state}`);
   const timer = new PhaseTimer();
   mkdirSync(dir, { recursive: true });
-  const stateFile = join(dir, STATE_FILE);
-  const memoryFile = join(dir, MEMORY_FILE);
+  const { stateFile, memoryFile } = snapshotPaths(dir);
   let t = performance.now();
   const state = await vm.saveState();
   timer.record('save-state', t);
@@ -71,8 +98,8 @@ export interface RestoreOptions {
 
 /** Restores the snapshot in `dir`; the VM is returned paused (call resume()). */
 export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promise<Vm> {
-  const stateFile = join(dir, STATE_FILE);
-  const memoryFile = join(dir, MEMORY_FILE);
+  const paths = snapshotPaths(dir);
+  const { stateFile, memoryFile } = paths;
   const timer = new PhaseTimer();
   let t = performance.now();
   const file = await readStateFile(stateFile, {
@@ -81,10 +108,24 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
     stateSchema: VmSavedStateSchema,
   });
   await checkMemoryFile(memoryFile, file.memory.size);
+  const variant = FAASNAP_VARIANT[opts.mode];
+  let manifest: LoadingSetManifest | undefined;
+  if (variant) {
+    manifest = await readLoadingSetManifest(paths.loadingSetManifest);
+    await checkLoadingSet(manifest, {
+      memorySize: file.memory.size,
+      stateChecksum: file.checksum,
+      loadingSetPath: paths.loadingSetFile,
+    });
+  }
   timer.record('read-state', t);
   if (opts.preparePageCache ?? true) {
-    if (opts.mode === 'vanilla') dropPageCache(memoryFile);
     if (opts.mode === 'cached') loadPageCache(memoryFile);
+    else {
+      // Every other mode is measured from disk: a cold page cache for all its files.
+      dropPageCache(memoryFile);
+      if (variant) dropPageCache(paths.loadingSetFile);
+    }
   }
   t = performance.now();
   const vm = Vm.restore(file.config, file.state, opts.kvm);
@@ -99,11 +140,19 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
       case 'cached':
         mapMemoryFileLazily(vm.guestRam, memoryFile);
         break;
-      default:
+      case 'reap':
         throw new FaasnapError(
           'INVALID_VM_CONFIG',
           `memory mode ${opts.mode} is not available yet`,
         );
+      default: {
+        const files = { memoryFile, loadingSetFile: paths.loadingSetFile };
+        mapFaasnapMemory(vm.guestRam, manifest!, files, variant!);
+        // Concurrent paging starts now, while the caller finishes the restore and resumes.
+        const prefetcher = Prefetcher.forVariant(manifest!, files, variant!);
+        vm.own({ close: () => prefetcher.cancel() });
+        vm.loader = { mode: opts.mode, prefetch: prefetcher.done };
+      }
     }
     timer.record('memory', t);
   } catch (e) {

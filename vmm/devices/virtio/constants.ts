@@ -132,3 +132,13 @@ export const VIRTIO_BLK_SECTOR_SIZE = 512;
 export const VIRTIO_BLK_HEADER_SIZE = 16;
 /** GET_ID answers with at most this many bytes (NUL-padded, not necessarily terminated). */
 export const VIRTIO_BLK_ID_BYTES = 20;
+
+// virtio-console (§5.3): feature bits (none is offered: one port, no size, no emergency write)
+// and the queues of port 0.
+export const VIRTIO_CONSOLE_F_SIZE = 0;
+export const VIRTIO_CONSOLE_F_MULTIPORT = 1;
+export const VIRTIO_CONSOLE_F_EMERG_WRITE = 2;
+export const VIRTIO_CONSOLE_RX_QUEUE = 0; // receiveq: host → guest
+export const VIRTIO_CONSOLE_TX_QUEUE = 1; // transmitq: guest → host
+/** struct virtio_console_config: cols u16, rows u16, max_nr_ports u32, emerg_wr u32. */
+export const VIRTIO_CONSOLE_CONFIG_SIZE = 12;

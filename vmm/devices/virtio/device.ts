@@ -15,6 +15,12 @@ export interface VirtioActivation {
   interrupt: InterruptLine;
   /** Features the driver accepted (a subset of the offered ones). */
   ackedFeatures: bigint;
+  /**
+   * Runs `processQueue(queueIndex)` through the transport, exactly as a driver notification
+   * would (errors end in DEVICE_NEEDS_RESET, nothing throws). For devices whose backend produces
+   * data on its own, e.g. console input arriving from the host.
+   */
+  notify(queueIndex: number): void;
 }
 
 export interface VirtioDevice {

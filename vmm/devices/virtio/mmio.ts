@@ -504,6 +504,7 @@ export class VirtioMmioTransport implements BusDevice {
       queues: this.queues,
       interrupt: this.usedLine,
       ackedFeatures: this.driverFeatures,
+      notify: (queueIndex) => this.notify(queueIndex),
     });
   }
 

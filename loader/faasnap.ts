@@ -1,0 +1,123 @@
+// The FaaSnap loader at restore time (DESIGN.md §4.5–4.6): per-region mappings of the memory file
+// and the compact loading-set file over anonymous guest RAM, then concurrent paging that reads
+// the loading-set file in file (= group) order so the guest's faults become minor faults. The
+// reads run on libuv's thread pool and never block the vCPU threads or the JS thread.
+
+import { closeSync, openSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { FaasnapError } from '../common/errors.js';
+import { native } from '../native/index.js';
+import type { GuestRam } from '../vmm/memory.js';
+import type { LoadingSetManifest } from './loading-set-file.js';
+import { regionFileOffsets } from './modes.js';
+import {
+  mappingPlan,
+  prefetchPlan,
+  type FaasnapVariant,
+  type MapOp,
+  type PrefetchRead,
+} from './plan.js';
+
+export interface FaasnapFiles {
+  memoryFile: string;
+  loadingSetFile: string;
+}
+
+/** Applies the mapping plan of `variant` to fresh (anonymous) guest RAM. Returns the ops applied. */
+export function mapFaasnapMemory(
+  ram: GuestRam,
+  manifest: LoadingSetManifest,
+  files: FaasnapFiles,
+  variant: FaasnapVariant,
+): MapOp[] {
+  const offsets = regionFileOffsets(ram);
+  const plan = mappingPlan(ram.size, manifest.nonZero.regions, manifest.regions, variant, {
+    boundaries: offsets.slice(1),
+  });
+  const M = native.memConstants;
+  const memFd = openSync(files.memoryFile, 'r');
+  let lsFd = -1;
+  try {
+    if (plan.some((op) => op.kind === 'loadset')) lsFd = openSync(files.loadingSetFile, 'r');
+    // Op 0 is the anonymous base, which fresh GuestRam already is.
+    for (const op of plan.slice(1)) {
+      const i = offsets.findLastIndex((o) => o <= op.guestOffset);
+      const region = ram.regions[i];
+      if (!region || op.guestOffset + op.length > offsets[i]! + region.size) {
+        throw new FaasnapError(
+          'INVALID_LOADER_OPTIONS',
+          `map op at ${op.guestOffset} is outside guest RAM`,
+        );
+      }
+      const host = region.hostAddr + BigInt(op.guestOffset - offsets[i]!);
+      const fd = op.kind === 'loadset' ? lsFd : op.kind === 'memfile' ? memFd : -1;
+      const flags = M.MAP_PRIVATE! | M.MAP_FIXED! | (op.kind === 'anon' ? M.MAP_ANONYMOUS! : 0);
+      native.mmap(op.length, M.PROT_READ! | M.PROT_WRITE!, flags, fd, op.fileOffset, host);
+    }
+  } finally {
+    closeSync(memFd); // mappings keep their files referenced
+    if (lsFd >= 0) closeSync(lsFd);
+  }
+  return plan;
+}
+
+export interface PrefetchStats {
+  bytes: number;
+  reads: number;
+  ms: number;
+  cancelled: boolean;
+}
+
+/** Concurrent paging: a sequential reader that can be cancelled (the VM stopped early). */
+export class Prefetcher {
+  private cancelled = false;
+  readonly done: Promise<PrefetchStats>;
+
+  constructor(reads: readonly PrefetchRead[], files: FaasnapFiles) {
+    this.done = this.run(reads, files);
+  }
+
+  static forVariant(
+    manifest: LoadingSetManifest,
+    files: FaasnapFiles,
+    variant: FaasnapVariant,
+  ): Prefetcher {
+    return new Prefetcher(prefetchPlan(manifest.regions, variant), files);
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+  }
+
+  private async run(reads: readonly PrefetchRead[], files: FaasnapFiles): Promise<PrefetchStats> {
+    const t0 = performance.now();
+    const stats = { bytes: 0, reads: 0, ms: 0, cancelled: false };
+    if (reads.length === 0) return stats;
+    const handles = {
+      loadset: reads.some((r) => r.source === 'loadset')
+        ? await open(files.loadingSetFile, 'r')
+        : undefined,
+      memfile: reads.some((r) => r.source === 'memfile')
+        ? await open(files.memoryFile, 'r')
+        : undefined,
+    };
+    try {
+      // One buffer: the bytes only matter for their side effect of filling the page cache.
+      const buf = Buffer.allocUnsafe(Math.max(...reads.map((r) => r.length)));
+      for (const r of reads) {
+        if (this.cancelled) {
+          stats.cancelled = true;
+          break;
+        }
+        const { bytesRead } = await handles[r.source]!.read(buf, 0, r.length, r.fileOffset);
+        stats.bytes += bytesRead;
+        stats.reads++;
+      }
+    } finally {
+      await handles.loadset?.close();
+      await handles.memfile?.close();
+    }
+    stats.ms = performance.now() - t0;
+    return stats;
+  }
+}

@@ -1,0 +1,334 @@
+// The loading-set file and its manifest. The file is the loading set's bytes copied out of the
+// memory file, region after region in (group, offset) order, so one sequential read fetches the
+// working set. The manifest (JSON) says where every region belongs in guest memory and binds the
+// file to one snapshot: a loading set recorded against another snapshot would map wrong bytes
+// into the guest, so a stale one must be detected, never used.
+
+import { createHash } from 'node:crypto';
+import { open, readFile, unlink } from 'node:fs/promises';
+import { Type, type Static } from '@sinclair/typebox';
+import { FaasnapError } from '../common/errors.js';
+import { validateState } from '../vmm/persist.js';
+import {
+  readFull,
+  writeAll,
+  writeFileAtomic,
+  type AtomicWriteHooks,
+} from '../vmm/snapshot/atomic-file.js';
+import { statSnapshotFile } from '../vmm/snapshot/memory-file.js';
+import {
+  checkLoadingSetLayout,
+  computeLoadingSet,
+  loadingSetSize,
+  type LoadingSetRegion,
+} from './loading-set.js';
+import { nonZeroPages, type NonZeroScan } from './regions.js';
+import { DEFAULT_INTERVAL_THRESHOLD, PAGE_SIZE, checkRegions } from './units.js';
+
+export const MANIFEST_FORMAT = 'faasnap-loading-set';
+export const MANIFEST_VERSION = 1;
+const COPY_CHUNK = 8 << 20;
+
+const Size = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' });
+const Strict = { additionalProperties: false } as const;
+
+export const LoadingSetManifestSchema = Type.Object(
+  {
+    format: Type.Literal(MANIFEST_FORMAT),
+    version: Type.Literal(MANIFEST_VERSION),
+    pageSize: Type.Literal(PAGE_SIZE),
+    /** Size of the memory file (= guest memory) the set was recorded against. */
+    memorySize: Size,
+    /** Checksum of the snapshot's state file: binds the set to exactly one snapshot. */
+    stateChecksum: Sha256,
+    recording: Type.Object({ scans: Size, intervalThreshold: Size }, Strict),
+    /** Non-zero regions of the memory file (restore maps them without rescanning). */
+    nonZero: Type.Object(
+      {
+        blockSize: Size,
+        intervalThreshold: Size,
+        sizeThreshold: Size,
+        regions: Type.Array(Type.Object({ offset: Size, length: Size }, Strict)),
+      },
+      Strict,
+    ),
+    /** The loading-set file; its SHA-256 is also that of the memory bytes it copied. */
+    file: Type.Object({ size: Size, sha256: Sha256 }, Strict),
+    regions: Type.Array(
+      Type.Object({ memOffset: Size, length: Size, group: Size, fileOffset: Size }, Strict),
+    ),
+  },
+  Strict,
+);
+export type LoadingSetManifest = Static<typeof LoadingSetManifestSchema>;
+
+function stale(why: string, details: Record<string, unknown> = {}): FaasnapError {
+  return new FaasnapError('LOADING_SET_STALE', why, details);
+}
+
+/**
+ * Copies the loading set's bytes from the memory file into `outPath` (atomically), in file
+ * order. Returns the file's size and SHA-256.
+ */
+export async function writeLoadingSetFile(
+  memoryFilePath: string,
+  regions: readonly LoadingSetRegion[],
+  outPath: string,
+  hooks?: AtomicWriteHooks,
+): Promise<{ size: number; sha256: string }> {
+  const st = await statSnapshotFile(memoryFilePath, 'memory file');
+  checkLoadingSetLayout(regions, st.size, 'INVALID_LOADER_OPTIONS');
+  const hash = createHash('sha256');
+  const mem = await open(memoryFilePath, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, Math.max(loadingSetSize(regions), 1)));
+    await writeFileAtomic(
+      outPath,
+      async (out) => {
+        for (const r of regions) {
+          for (let done = 0; done < r.length;) {
+            const n = Math.min(buf.length, r.length - done);
+            if ((await readFull(mem, buf, n, r.memOffset + done)) !== n) {
+              throw new FaasnapError('SNAPSHOT_MEMORY_MISMATCH', `${memoryFilePath} shrank`);
+            }
+            const piece = buf.subarray(0, n);
+            hash.update(piece);
+            await writeAll(out, piece, r.fileOffset + done);
+            done += n;
+          }
+        }
+      },
+      hooks,
+    );
+  } finally {
+    await mem.close();
+  }
+  return { size: loadingSetSize(regions), sha256: hash.digest('hex') };
+}
+
+export interface ManifestInput {
+  memorySize: number;
+  stateChecksum: string;
+  scans: number;
+  intervalThreshold: number;
+  nonZero: Pick<NonZeroScan, 'blockSize' | 'intervalThreshold' | 'sizeThreshold' | 'regions'>;
+  regions: readonly LoadingSetRegion[];
+  file: { size: number; sha256: string };
+}
+
+/** Builds (and validates) the manifest of a written loading-set file. */
+export function loadingSetManifest(input: ManifestInput): LoadingSetManifest {
+  const m: LoadingSetManifest = {
+    format: MANIFEST_FORMAT,
+    version: MANIFEST_VERSION,
+    pageSize: PAGE_SIZE,
+    memorySize: input.memorySize,
+    stateChecksum: input.stateChecksum,
+    recording: { scans: input.scans, intervalThreshold: input.intervalThreshold },
+    nonZero: {
+      blockSize: input.nonZero.blockSize,
+      intervalThreshold: input.nonZero.intervalThreshold,
+      sizeThreshold: input.nonZero.sizeThreshold,
+      regions: input.nonZero.regions.map((r) => ({ offset: r.offset, length: r.length })),
+    },
+    file: { size: input.file.size, sha256: input.file.sha256 },
+    regions: input.regions.map((r) => ({ ...r })),
+  };
+  return validateManifest(m, 'INVALID_LOADER_OPTIONS');
+}
+
+/** Validates an untrusted manifest: schema first, then the layout rules. */
+export function validateManifest(
+  value: unknown,
+  code: 'INVALID_LOADER_OPTIONS' | 'LOADING_SET_INVALID' = 'LOADING_SET_INVALID',
+): LoadingSetManifest {
+  if (typeof value === 'object' && value !== null && 'version' in value) {
+    const v = (value as { version: unknown }).version;
+    // Another format version is not damage: the set just has to be recorded again.
+    if (v !== MANIFEST_VERSION)
+      throw stale(`manifest format version ${String(v)}, this build reads ${MANIFEST_VERSION}`);
+  }
+  let m: LoadingSetManifest;
+  try {
+    m = validateState('loading-set manifest', LoadingSetManifestSchema, value);
+  } catch (e) {
+    throw new FaasnapError(code, (e as Error).message.replace(/^[^:]*: /, ''));
+  }
+  const bad = (why: string): never => {
+    throw new FaasnapError(code, why);
+  };
+  if (m.memorySize === 0 || m.memorySize % PAGE_SIZE !== 0)
+    bad(`memory size ${m.memorySize} is not whole pages`);
+  checkRegions('non-zero region', m.nonZero.regions, m.memorySize, code);
+  checkLoadingSetLayout(m.regions, m.memorySize, code);
+  if (m.file.size !== loadingSetSize(m.regions)) {
+    bad(
+      `file size ${m.file.size} is not the sum of the region lengths ${loadingSetSize(m.regions)}`,
+    );
+  }
+  const late = m.regions.find((r) => r.group >= m.recording.scans);
+  if (late)
+    bad(`region at ${late.memOffset} has group ${late.group} but only ${m.recording.scans} scans`);
+  return m;
+}
+
+export async function writeLoadingSetManifest(
+  path: string,
+  manifest: LoadingSetManifest,
+  hooks?: AtomicWriteHooks,
+): Promise<void> {
+  const bytes = Buffer.from(
+    JSON.stringify(validateManifest(manifest, 'INVALID_LOADER_OPTIONS')) + '\n',
+  );
+  await writeFileAtomic(path, (fh) => writeAll(fh, bytes, 0), hooks);
+}
+
+/** Reads and validates a manifest; a missing one is SNAPSHOT_MISSING (nothing recorded yet). */
+export async function readLoadingSetManifest(path: string): Promise<LoadingSetManifest> {
+  await statSnapshotFile(path, 'loading-set manifest');
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    if (e instanceof SyntaxError)
+      throw new FaasnapError('LOADING_SET_INVALID', `${path} is not JSON`);
+    throw new FaasnapError(
+      'SNAPSHOT_IO',
+      `read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+    );
+  }
+  return validateManifest(value);
+}
+
+/**
+ * Cheap check before a restore uses the set (no reads of the memory file, which is the I/O the
+ * loading set exists to avoid): same snapshot, same memory size, loading-set file complete.
+ */
+export async function checkLoadingSet(
+  manifest: LoadingSetManifest,
+  current: { memorySize: number; stateChecksum: string; loadingSetPath: string },
+): Promise<void> {
+  if (manifest.stateChecksum !== current.stateChecksum) {
+    throw stale(
+      `it was recorded for snapshot ${manifest.stateChecksum.slice(0, 12)}…, this is ${current.stateChecksum.slice(0, 12)}…`,
+      {
+        recorded: manifest.stateChecksum,
+        current: current.stateChecksum,
+      },
+    );
+  }
+  if (manifest.memorySize !== current.memorySize) {
+    throw stale(
+      `it was recorded for ${manifest.memorySize} bytes of memory, the snapshot has ${current.memorySize}`,
+    );
+  }
+  const st = await statSnapshotFile(current.loadingSetPath, 'loading-set file');
+  if (!st.isFile() || st.size !== manifest.file.size) {
+    throw stale(
+      `${current.loadingSetPath} has ${st.size} bytes, the manifest says ${manifest.file.size}`,
+    );
+  }
+}
+
+/**
+ * Full check (tools, tests, after a crash): the loading-set file's bytes hash to the manifest's
+ * value AND equal the memory file's bytes at every region. Reads both files.
+ */
+export async function verifyLoadingSet(
+  manifest: LoadingSetManifest,
+  paths: { memoryFilePath: string; loadingSetPath: string },
+): Promise<void> {
+  const memSt = await statSnapshotFile(paths.memoryFilePath, 'memory file');
+  if (memSt.size !== manifest.memorySize) {
+    throw stale(`memory file has ${memSt.size} bytes, the manifest says ${manifest.memorySize}`);
+  }
+  const lsSt = await statSnapshotFile(paths.loadingSetPath, 'loading-set file');
+  if (lsSt.size !== manifest.file.size) {
+    throw stale(`loading-set file has ${lsSt.size} bytes, the manifest says ${manifest.file.size}`);
+  }
+  const memHash = createHash('sha256');
+  const lsHash = createHash('sha256');
+  const mem = await open(paths.memoryFilePath, 'r');
+  const ls = await open(paths.loadingSetPath, 'r');
+  try {
+    const a = Buffer.allocUnsafe(COPY_CHUNK);
+    const b = Buffer.allocUnsafe(COPY_CHUNK);
+    for (const r of manifest.regions) {
+      for (let done = 0; done < r.length;) {
+        const n = Math.min(COPY_CHUNK, r.length - done);
+        await readFull(mem, a, n, r.memOffset + done);
+        await readFull(ls, b, n, r.fileOffset + done);
+        memHash.update(a.subarray(0, n));
+        lsHash.update(b.subarray(0, n));
+        done += n;
+      }
+    }
+  } finally {
+    await mem.close();
+    await ls.close();
+  }
+  const memSha = memHash.digest('hex');
+  const lsSha = lsHash.digest('hex');
+  if (lsSha !== manifest.file.sha256) {
+    throw stale('the loading-set file does not hash to the manifest value', { actual: lsSha });
+  }
+  if (memSha !== manifest.file.sha256) {
+    throw stale('the memory file changed at the loading-set regions since recording', {
+      actual: memSha,
+    });
+  }
+}
+
+export interface BuildLoadingSetInput {
+  memoryFilePath: string;
+  /** The snapshot's state-file checksum (readStateFile(...).checksum). */
+  stateChecksum: string;
+  /** GroupRecorder.groups / .scans from the recording run. */
+  groups: Int32Array;
+  scans: number;
+  /** scanFile(memoryFilePath) of the same memory file. */
+  scan: NonZeroScan;
+  intervalThreshold?: number;
+  loadingSetPath: string;
+  manifestPath: string;
+  hooks?: AtomicWriteHooks;
+}
+
+/**
+ * Computes the loading set, writes the loading-set file and then its manifest. The old manifest
+ * is removed first: a crash half-way leaves no manifest (= not recorded) rather than an old
+ * manifest next to a new file.
+ */
+export async function buildLoadingSet(input: BuildLoadingSetInput): Promise<LoadingSetManifest> {
+  const intervalThreshold = input.intervalThreshold ?? DEFAULT_INTERVAL_THRESHOLD;
+  const st = await statSnapshotFile(input.memoryFilePath, 'memory file');
+  if (st.size !== input.scan.size) {
+    throw new FaasnapError(
+      'SNAPSHOT_MEMORY_MISMATCH',
+      `${input.memoryFilePath} has ${st.size} bytes, its region scan covered ${input.scan.size}`,
+    );
+  }
+  const regions = computeLoadingSet(input.groups, nonZeroPages(input.scan), { intervalThreshold });
+  await unlink(input.manifestPath).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT')
+      throw new FaasnapError('SNAPSHOT_IO', `unlink ${input.manifestPath}: ${e.code}`);
+  });
+  const file = await writeLoadingSetFile(
+    input.memoryFilePath,
+    regions,
+    input.loadingSetPath,
+    input.hooks,
+  );
+  const manifest = loadingSetManifest({
+    memorySize: input.scan.size,
+    stateChecksum: input.stateChecksum,
+    scans: input.scans,
+    intervalThreshold,
+    nonZero: input.scan,
+    regions,
+    file,
+  });
+  await writeLoadingSetManifest(input.manifestPath, manifest, input.hooks);
+  return manifest;
+}

@@ -1,0 +1,82 @@
+// The working-set recorder of FaaSnap (DESIGN.md §4.3): while the function runs once on a VM
+// restored lazily from a memory file with a cold page cache, take mincore() scans of the memory
+// file each time this process's resident set has grown by `mincoreSize` pages (or every
+// `intervalMs`). A page's group is the first scan that finds it resident; read-ahead is
+// included on purpose. Polling runs on the JS thread, never on the vCPU threads.
+
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { native } from '../native/index.js';
+import { DEFAULT_MINCORE_SIZE, DEFAULT_POLL_MS, GroupRecorder } from './groups.js';
+
+export interface RecorderOptions {
+  /** Scan after the resident set grew by this many pages (default 1024). */
+  mincoreSize?: number;
+  /** Scan on a fixed interval instead of by RSS growth. */
+  intervalMs?: number;
+  /** How often RSS is polled in growth mode (default 2 ms). */
+  pollMs?: number;
+}
+
+/** Resident pages of this process (second field of /proc/self/statm). */
+export function residentPages(): number {
+  return Number(readFileSync('/proc/self/statm', 'latin1').split(' ')[1]);
+}
+
+export class MincoreRecorder {
+  readonly groups: GroupRecorder;
+  private readonly addr: bigint;
+  private readonly pages: number;
+  private timer: NodeJS.Timeout | undefined;
+  private lastRss = 0;
+  private closed = false;
+
+  constructor(
+    memoryFile: string,
+    private readonly size: number,
+    private readonly opts: RecorderOptions = {},
+  ) {
+    const M = native.memConstants;
+    const fd = openSync(memoryFile, 'r');
+    try {
+      // A read-only shared mapping only to ask mincore about the file's page cache; never touched.
+      this.addr = native.mmap(size, M.PROT_READ!, M.MAP_SHARED!, fd, 0);
+    } finally {
+      closeSync(fd);
+    }
+    this.pages = Math.ceil(size / 4096);
+    this.groups = new GroupRecorder(this.pages);
+  }
+
+  start(): void {
+    this.lastRss = residentPages();
+    const mincoreSize = this.opts.mincoreSize ?? DEFAULT_MINCORE_SIZE;
+    if (this.opts.intervalMs !== undefined) {
+      this.timer = setInterval(() => this.scan(), this.opts.intervalMs);
+    } else {
+      this.timer = setInterval(() => {
+        const rss = residentPages();
+        if (rss - this.lastRss >= mincoreSize) {
+          this.lastRss = rss;
+          this.scan();
+        }
+      }, this.opts.pollMs ?? DEFAULT_POLL_MS);
+    }
+  }
+
+  /** Takes the final scan and releases the mapping; returns the groups. */
+  stop(): GroupRecorder {
+    if (this.closed) return this.groups;
+    clearInterval(this.timer);
+    this.scan();
+    this.closed = true;
+    native.munmap(this.addr, this.size);
+    return this.groups;
+  }
+
+  scan(): void {
+    if (this.closed) return;
+    const vec = Buffer.alloc(this.pages);
+    native.mincore(this.addr, this.size, vec);
+    this.groups.addScan(vec);
+  }
+}

@@ -1,0 +1,154 @@
+// Tier 2: the FaaSnap record/replay path end to end on a micro-guest. A snapshot is taken before
+// the guest's first instruction; the record run reads pages in input A's order; restores in
+// every mode then run input B (placed into guest RAM before resume) and must compute B's
+// checksum over the snapshot's memory.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { isFaasnapError } from '../../common/errors.js';
+import {
+  MICRO_PARAM_GPA,
+  encodeTouchParams,
+  parseTouchOutput,
+  touchExpectedChecksum,
+  type TouchParams,
+} from '../../guest/micro/index.js';
+import { createMicroVm, dataPages } from '../../guest/micro/launch.js';
+import type { MemoryMode } from '../../loader/modes.js';
+import { recordFaasnap } from '../../vmm/snapshot/record.js';
+import { createSnapshot, restoreSnapshot, snapshotPaths } from '../../vmm/snapshot/snapshot.js';
+import type { Vm } from '../../vmm/vm.js';
+import { KVM_PRESENT, kvmTest, openFds } from './support.js';
+
+const MEM_MIB = 64;
+let dir = '';
+let image: Uint8Array;
+
+/** Read-only touch of `pages` (a parameter blob of fixed size so B can overwrite A in place). */
+function input(pages: number[]): TouchParams {
+  return { flags: 0, seed: 0, pages };
+}
+
+// Input A reads data pages 0..2047 in a scrambled order; B reads 1024..3071: half of them A
+// read, half it never did.
+const n = dataPages(MEM_MIB);
+const A = input(Array.from({ length: 2048 }, (_, i) => (i * 13) % 2048));
+const B = input(Array.from({ length: 2048 }, (_, i) => 1024 + ((i * 29) % 2048)));
+
+async function runWith(vm: Vm, params: TouchParams): Promise<bigint | undefined> {
+  vm.memory.write(MICRO_PARAM_GPA, encodeTouchParams(params));
+  vm.resume();
+  await vm.runToCompletion(60_000);
+  return parseTouchOutput(vm.console.text()).checksum;
+}
+
+before(async () => {
+  if (!KVM_PRESENT) return;
+  dir = mkdtempSync(join(tmpdir(), 'faasnap-rec-'));
+  const vm = createMicroVm({
+    guest: 'touch',
+    memMiB: MEM_MIB,
+    vcpus: 1,
+    params: encodeTouchParams(A),
+  });
+  // The "function state": data pages 0..12287 hold non-zero bytes, the rest of RAM is zero.
+  const page = new Uint8Array(4096);
+  for (let p = 0; p < Math.min(n, 12288); p++) {
+    for (let i = 0; i < 4096; i += 8) page[i] = (p + i) & 0xff || 1;
+    vm.memory.write(0x400000 + p * 4096, page);
+  }
+  await vm.pause();
+  await createSnapshot(vm, dir);
+  vm.stop();
+  image = readFileSync(snapshotPaths(dir).memoryFile);
+});
+
+after(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+kvmTest(
+  'recording writes a loading set grouped by first access, smaller than the memory file',
+  async () => {
+    const result = await recordFaasnap(dir, async (vm) => {
+      await vm.runToCompletion(60_000);
+      assert.equal(parseTouchOutput(vm.console.text()).checksum, touchExpectedChecksum(A, image));
+    });
+    const m = result.manifest;
+    assert.ok(result.scans >= 2, `several mincore scans (${result.scans})`);
+    assert.ok(m.regions.length > 0);
+    const paths = snapshotPaths(dir);
+    const lsSize = statSync(paths.loadingSetFile).size;
+    assert.equal(lsSize, m.file.size);
+    assert.ok(
+      lsSize < image.length / 2,
+      `loading set ${lsSize} B is much smaller than memory ${image.length} B`,
+    );
+    // Sorted by (group, offset), and each region's bytes are the memory file's bytes.
+    const ls = readFileSync(paths.loadingSetFile);
+    for (let i = 1; i < m.regions.length; i++) {
+      const a = m.regions[i - 1]!;
+      const b = m.regions[i]!;
+      assert.ok(a.group < b.group || (a.group === b.group && a.memOffset < b.memOffset));
+    }
+    for (const r of m.regions) {
+      assert.ok(
+        ls
+          .subarray(r.fileOffset, r.fileOffset + r.length)
+          .equals(image.subarray(r.memOffset, r.memOffset + r.length)),
+      );
+    }
+    // The pages A touched first (its first data page) are in the earliest group that has data.
+    const firstPage = 0x400000 + A.pages[0]! * 4096;
+    const holder = m.regions.find(
+      (r) => r.memOffset <= firstPage && firstPage < r.memOffset + r.length,
+    );
+    assert.ok(holder, 'the first touched page is in the loading set');
+    assert.equal(holder.group, Math.min(...m.regions.map((r) => r.group)));
+  },
+);
+
+const MODES: MemoryMode[] = [
+  'faasnap',
+  'faasnap-no-concurrent-paging',
+  'faasnap-no-regions',
+  'faasnap-no-compact-file',
+  'vanilla',
+  'cached',
+  'eager',
+];
+for (const mode of MODES) {
+  kvmTest(`restore in ${mode} runs input B to the correct checksum`, async () => {
+    const vm = await restoreSnapshot(dir, { mode });
+    assert.equal(await runWith(vm, B), touchExpectedChecksum(B, image));
+    if (vm.loader?.prefetch) {
+      const stats = await vm.loader.prefetch;
+      if (mode === 'faasnap-no-concurrent-paging') assert.equal(stats.bytes, 0);
+      else if (!stats.cancelled) assert.ok(stats.bytes > 0);
+    }
+  });
+}
+
+kvmTest('a stale or missing loading set is refused before anything runs', async () => {
+  const paths = snapshotPaths(dir);
+  const manifest = readFileSync(paths.loadingSetManifest, 'utf8');
+  const fds = openFds();
+  try {
+    rmSync(paths.loadingSetManifest);
+    await assert.rejects(restoreSnapshot(dir, { mode: 'faasnap' }), (e) =>
+      isFaasnapError(e, 'SNAPSHOT_MISSING'),
+    );
+    const stale = JSON.parse(manifest) as { stateChecksum: string };
+    stale.stateChecksum = '0'.repeat(64);
+    (await import('node:fs')).writeFileSync(paths.loadingSetManifest, JSON.stringify(stale));
+    await assert.rejects(restoreSnapshot(dir, { mode: 'faasnap' }), (e) =>
+      isFaasnapError(e, 'LOADING_SET_STALE'),
+    );
+    assert.equal(openFds(), fds);
+  } finally {
+    (await import('node:fs')).writeFileSync(paths.loadingSetManifest, manifest);
+  }
+});

@@ -1,0 +1,92 @@
+// Creates a VM ready to boot a Linux guest: memory and vCPUs, an optional root disk on
+// virtio-blk, the kernel and initramfs loaded and the command line composed. Used by the CLI
+// (`faasnap vm boot`) and the tier-3 tests, so both boot Linux one way. The VM is returned
+// created but not started; run it with runLinuxVm (vmm/boot/linux-run.ts).
+
+import { readFileSync } from 'node:fs';
+import { FaasnapError } from '../../common/errors.js';
+import { FileBlockBackend, VirtioBlock } from '../devices/virtio/block/device.js';
+import { Vm, type VmConfig } from '../vm.js';
+import { bootLinux, linuxCmdline, type LinuxBootInfo } from './linux.js';
+
+/**
+ * Parameters every faasnap Linux guest gets before the caller's (which may override them):
+ *  - reboot=k: a reset through the i8042 is how a guest without ACPI stops the VM;
+ *  - panic=-1: a panicked kernel resets at once instead of spinning (emulated) forever;
+ *  - quiet: console output costs a port-I/O exit per byte; errors still show;
+ *  - no_timer_check: skip the IO-APIC timer self-test (busy-waits in emulated code);
+ *  - tsc=reliable: the TSC (frequency from CPUID) is the clocksource; no watchdog against
+ *    slower clocks and no TSC warp test when APs come up.
+ */
+export const DEFAULT_LINUX_PARAMS: readonly string[] = [
+  'reboot=k',
+  'panic=-1',
+  'quiet',
+  'no_timer_check',
+  'tsc=reliable',
+];
+
+export interface LinuxVmOptions extends VmConfig {
+  /** Path of an uncompressed vmlinux (guest/kernel/build.sh). */
+  kernel: string;
+  /** Path of an uncompressed cpio initramfs. */
+  initrd?: string;
+  /** Raw ext4 image attached as the first virtio-blk device (/dev/vda). */
+  rootDisk?: string;
+  rootDiskWritable?: boolean;
+  /** Extra kernel parameters, appended after the defaults. */
+  cmdline?: string | readonly string[];
+  /** Replace DEFAULT_LINUX_PARAMS (e.g. [] for a verbose boot). */
+  defaultParams?: readonly string[];
+}
+
+export interface LinuxVm {
+  vm: Vm;
+  cmdline: string;
+  boot: LinuxBootInfo;
+}
+
+function readImage(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new FaasnapError('GUEST_IMAGE_INVALID', `${what} ${path}: ${(e as Error).message}`);
+  }
+}
+
+function splitParams(p: string | readonly string[] | undefined): string[] {
+  if (p === undefined) return [];
+  return (typeof p === 'string' ? p.split(/\s+/) : [...p]).filter((s) => s.length > 0);
+}
+
+/** Creates and loads (but does not start) a Linux VM. */
+export function createLinuxVm(opts: LinuxVmOptions): LinuxVm {
+  const kernel = readImage(opts.kernel, 'kernel');
+  const initrd = opts.initrd ? readImage(opts.initrd, 'initramfs') : undefined;
+  const vm = Vm.create(opts);
+  try {
+    const writable = opts.rootDiskWritable ?? false;
+    const rootParams: string[] = [];
+    if (opts.rootDisk) {
+      const backend = new FileBlockBackend(opts.rootDisk, { writable });
+      vm.own(backend);
+      vm.addVirtioDevice(new VirtioBlock({ backend, readOnly: !writable, serial: 'rootfs' }));
+      // /dev/vda: the root disk is always the first virtio device we attach.
+      rootParams.push('root=/dev/vda', 'rootfstype=ext4', writable ? 'rw' : 'ro');
+    }
+    const cmdline = linuxCmdline({
+      template: vm.config.cpuTemplate,
+      virtio: vm.virtioSlots(),
+      extra: [
+        ...(opts.defaultParams ?? DEFAULT_LINUX_PARAMS),
+        ...rootParams,
+        ...splitParams(opts.cmdline),
+      ],
+    });
+    const boot = bootLinux(vm, { kernel, initrd, cmdline, rootReadOnly: !writable });
+    return { vm, cmdline, boot };
+  } catch (e) {
+    vm.stop();
+    throw e;
+  }
+}
