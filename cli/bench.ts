@@ -6,8 +6,39 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { machineInfo } from '../bench/machine.js';
 import type { Summary } from '../bench/stats.js';
+import { runLoaderBench } from '../bench/loaders.js';
 import { runVmmBench } from '../bench/vmm.js';
+import { MEMORY_MODES, isMemoryMode, type MemoryMode } from '../loader/modes.js';
+import { InvalidArgumentError } from 'commander';
 import { intOption } from './options.js';
+
+interface LoaderOptions {
+  modes: MemoryMode[];
+  repeats: number;
+  dataMib: number;
+  workingSetMib: number;
+  out: string;
+  json?: boolean;
+}
+
+function modesOption(value: string): MemoryMode[] {
+  const modes = value.split(',').map((m) => m.trim());
+  for (const m of modes) {
+    if (!isMemoryMode(m))
+      throw new InvalidArgumentError(`unknown mode ${m} (${MEMORY_MODES.join(', ')})`);
+  }
+  return modes as MemoryMode[];
+}
+
+const DEFAULT_LOADER_MODES: MemoryMode[] = [
+  'cached',
+  'vanilla',
+  'eager',
+  'faasnap',
+  'faasnap-no-concurrent-paging',
+  'faasnap-no-regions',
+  'faasnap-no-compact-file',
+];
 
 interface VmmOptions {
   repeats: number;
@@ -40,6 +71,70 @@ export function registerBenchCommands(program: Command): void {
     .option('--out <dir>', 'directory for the raw results', 'bench/results')
     .option('--json', 'print the result document instead of a table')
     .action((opts: VmmOptions) => benchVmm(opts));
+  bench
+    .command('loaders')
+    .description(
+      'memory loaders side by side on the CPL3 touch micro-guest (fresh pooled VMM per run)',
+    )
+    .option('--modes <list>', 'comma-separated memory modes', modesOption, DEFAULT_LOADER_MODES)
+    .option('--repeats <n>', 'repetitions (modes interleaved)', intOption(1, 1000), 5)
+    .option('--data-mib <n>', 'non-zero function state in the snapshot', intOption(1, 16384), 256)
+    .option('--working-set-mib <n>', 'memory the function reads per run', intOption(1, 16384), 64)
+    .option('--out <dir>', 'directory for the raw results', 'bench/results')
+    .option('--json', 'print the result document instead of a table')
+    .action((opts: LoaderOptions) => benchLoaders(opts));
+}
+
+function progressLine(what: string): void {
+  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${what}`);
+  else process.stderr.write(`${what}\n`);
+}
+
+function saveResults(outDir: string, name: string, startedAt: string, doc: unknown): string {
+  const dir = resolve(outDir);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}-${startedAt.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(doc, null, 2) + '\n');
+  return file;
+}
+
+async function benchLoaders(opts: LoaderOptions): Promise<void> {
+  const startedAt = new Date().toISOString();
+  const result = await runLoaderBench({
+    modes: opts.modes,
+    repeats: opts.repeats,
+    dataMiB: opts.dataMib,
+    workingSetPages: (opts.workingSetMib * 1024 * 1024) / 4096,
+    onProgress: progressLine,
+  });
+  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  const doc = {
+    bench: 'loaders',
+    startedAt,
+    command: `faasnap bench loaders --modes ${opts.modes.join(',')} --repeats ${opts.repeats} --data-mib ${opts.dataMib} --working-set-mib ${opts.workingSetMib}`,
+    machine: machineInfo(),
+    result,
+  };
+  const file = saveResults(opts.out, 'loaders', startedAt, doc);
+  if (opts.json) {
+    console.log(JSON.stringify(doc, null, 2));
+    return;
+  }
+  const cached = result.summary.cached?.e2eMs.median;
+  console.log(`machine: ${doc.machine.cpu}, ${doc.machine.cores} cores, KVM ${doc.machine.kvm}`);
+  console.log(
+    `snapshot ${(result.snapshotBytes / 2 ** 20).toFixed(0)} MiB, loading set ${(result.loadingSetBytes / 2 ** 20).toFixed(1)} MiB (recorded in ${result.recordMs.toFixed(0)} ms)`,
+  );
+  console.log(
+    `${'mode'.padEnd(30)} ${'e2e ms'.padStart(9)} ${'p10'.padStart(8)} ${'p90'.padStart(8)} ${'restore'.padStart(8)} ${'majflt'.padStart(8)} ${'read MiB'.padStart(9)} ${'vs cached'.padStart(9)}`,
+  );
+  for (const [mode, s] of Object.entries(result.summary)) {
+    const ratio = cached ? (s.e2eMs.median / cached).toFixed(2) + 'x' : '';
+    console.log(
+      `${mode.padEnd(30)} ${s.e2eMs.median.toFixed(1).padStart(9)} ${s.e2eMs.p10.toFixed(1).padStart(8)} ${s.e2eMs.p90.toFixed(1).padStart(8)} ${s.restoreMs.median.toFixed(1).padStart(8)} ${s.majorFaults.median.toFixed(0).padStart(8)} ${s.readMiB.median.toFixed(1).padStart(9)} ${ratio.padStart(9)}`,
+    );
+  }
+  console.log(`raw results: ${file}`);
 }
 
 function row(name: string, unit: string, s: Summary): string {
@@ -53,9 +148,7 @@ async function benchVmm(opts: VmmOptions): Promise<void> {
     repeats: opts.repeats,
     pioIterations: opts.pioIterations,
     irqIterations: opts.irqIterations,
-    onProgress: (what) => {
-      if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${what}`);
-    },
+    onProgress: progressLine,
   });
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
   const doc = {
@@ -65,10 +158,7 @@ async function benchVmm(opts: VmmOptions): Promise<void> {
     machine: machineInfo(),
     result,
   };
-  const dir = resolve(opts.out);
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `vmm-${startedAt.replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify(doc, null, 2) + '\n');
+  const file = saveResults(opts.out, 'vmm', startedAt, doc);
   if (opts.json) {
     console.log(JSON.stringify(doc, null, 2));
     return;

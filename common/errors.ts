@@ -19,6 +19,7 @@ export const ERRORS = {
   GUEST_EMULATION_FAILURE: { status: 502, message: 'KVM could not emulate a guest instruction' },
   GUEST_ENTRY_FAILED: { status: 502, message: 'KVM failed to enter the guest' },
   GUEST_UNHANDLED_EXIT: { status: 502, message: 'guest caused an exit the VMM does not handle' },
+  GUEST_KERNEL_PANIC: { status: 502, message: 'guest kernel panicked' },
   GUEST_TIMEOUT: { status: 504, message: 'guest did not finish within its timeout' },
   CONSOLE_WAIT_TIMEOUT: { status: 504, message: 'guest console output did not match in time' },
   // VMM processes
@@ -29,6 +30,16 @@ export const ERRORS = {
   DEVICE_IO: { status: 500, message: 'device backend I/O failed' },
   // Persisted state
   STATE_INVALID: { status: 422, message: 'persisted state is invalid' },
+  // Guest agent channel (docs/agent-protocol.md)
+  AGENT_PROTOCOL: { status: 502, message: 'malformed message on the guest agent channel' },
+  AGENT_FRAME_TOO_LARGE: { status: 413, message: 'agent message exceeds the maximum frame size' },
+  AGENT_DISCONNECTED: { status: 502, message: 'the guest agent channel closed' },
+  AGENT_TIMEOUT: { status: 504, message: 'the guest agent did not answer in time' },
+  AGENT_CHANNEL: { status: 500, message: 'the guest agent channel cannot be set up' },
+  // Function invocations (errors reported by the guest agent)
+  FUNCTION_NOT_FOUND: { status: 404, message: 'function not found in the guest' },
+  FUNCTION_ERROR: { status: 500, message: 'function failed' },
+  FUNCTION_TIMEOUT: { status: 504, message: 'function exceeded its timeout' },
   // Snapshot files (state file + memory file)
   SNAPSHOT_MISSING: { status: 404, message: 'snapshot file not found' },
   SNAPSHOT_TRUNCATED: { status: 422, message: 'snapshot file is truncated' },

@@ -259,6 +259,7 @@ test('manifests from disk are validated before use', async () => {
       'LOADING_SET_INVALID',
     ],
     ['other version', { ...m, version: 2 }, 'LOADING_SET_STALE'],
+    ['version as text', { ...m, version: '1' }, 'LOADING_SET_INVALID'],
   ];
   for (const [why, value, code] of broken)
     assert.throws(() => validateManifest(value), is(code), why);

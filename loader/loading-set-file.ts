@@ -10,6 +10,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { FaasnapError } from '../common/errors.js';
 import { validateState } from '../vmm/persist.js';
 import {
+  ioError,
   readFull,
   writeAll,
   writeFileAtomic,
@@ -80,7 +81,9 @@ export async function writeLoadingSetFile(
   const st = await statSnapshotFile(memoryFilePath, 'memory file');
   checkLoadingSetLayout(regions, st.size, 'INVALID_LOADER_OPTIONS');
   const hash = createHash('sha256');
-  const mem = await open(memoryFilePath, 'r');
+  const mem = await open(memoryFilePath, 'r').catch((e: unknown) => {
+    throw ioError('open', memoryFilePath, e);
+  });
   try {
     const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, Math.max(loadingSetSize(regions), 1)));
     await writeFileAtomic(
@@ -146,7 +149,7 @@ export function validateManifest(
   if (typeof value === 'object' && value !== null && 'version' in value) {
     const v = (value as { version: unknown }).version;
     // Another format version is not damage: the set just has to be recorded again.
-    if (v !== MANIFEST_VERSION)
+    if (typeof v === 'number' && v !== MANIFEST_VERSION)
       throw stale(`manifest format version ${String(v)}, this build reads ${MANIFEST_VERSION}`);
   }
   let m: LoadingSetManifest;
@@ -249,8 +252,13 @@ export async function verifyLoadingSet(
   }
   const memHash = createHash('sha256');
   const lsHash = createHash('sha256');
-  const mem = await open(paths.memoryFilePath, 'r');
-  const ls = await open(paths.loadingSetPath, 'r');
+  const mem = await open(paths.memoryFilePath, 'r').catch((e: unknown) => {
+    throw ioError('open', paths.memoryFilePath, e);
+  });
+  const ls = await open(paths.loadingSetPath, 'r').catch(async (e: unknown) => {
+    await mem.close();
+    throw ioError('open', paths.loadingSetPath, e);
+  });
   try {
     const a = Buffer.allocUnsafe(COPY_CHUNK);
     const b = Buffer.allocUnsafe(COPY_CHUNK);

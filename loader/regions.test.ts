@@ -163,3 +163,9 @@ test('invalid options are INVALID_LOADER_OPTIONS', () => {
     assert.throws(() => scanBuffer(img, opts), bad, JSON.stringify(opts));
   }
 });
+
+test('scanFile refuses a directory', async () => {
+  await assert.rejects(scanFile(dir), (e: unknown) =>
+    isFaasnapError(e, 'SNAPSHOT_MEMORY_MISMATCH'),
+  );
+});

@@ -6,7 +6,7 @@
 
 import { open } from 'node:fs/promises';
 import { FaasnapError } from '../common/errors.js';
-import { readFull } from '../vmm/snapshot/atomic-file.js';
+import { ioError, readFull } from '../vmm/snapshot/atomic-file.js';
 import { statSnapshotFile } from '../vmm/snapshot/memory-file.js';
 import {
   DEFAULT_INTERVAL_THRESHOLD,
@@ -23,7 +23,7 @@ export interface RegionScanOptions {
   intervalThreshold?: number;
   /** Regions shorter than this many pages (after merging) are dropped. Default 0. */
   sizeThreshold?: number;
-  /** Bytes per read when scanning a file (a multiple of the block size). Default 16 MiB. */
+  /** Bytes per read (a multiple of the block size). Default 4 MiB: stays in cache while tested. */
   chunkSize?: number;
 }
 
@@ -40,7 +40,7 @@ export interface NonZeroScan {
   regions: MemRegion[];
 }
 
-const DEFAULT_CHUNK = 16 << 20;
+const DEFAULT_CHUNK = 4 << 20;
 
 interface ScanParams {
   blockSize: number;
@@ -118,10 +118,15 @@ export function scanBuffer(bytes: Uint8Array, opts: RegionScanOptions = {}): Non
 export async function scanFile(path: string, opts: RegionScanOptions = {}): Promise<NonZeroScan> {
   const p = params(opts);
   const st = await statSnapshotFile(path, 'memory file');
+  if (!st.isFile()) {
+    throw new FaasnapError('SNAPSHOT_MEMORY_MISMATCH', `${path} is not a regular file`, { path });
+  }
   const size = st.size;
   const blocks = new Uint8Array(Math.ceil(size / p.blockSize));
   const zero = Buffer.alloc(p.blockSize);
-  const fh = await open(path, 'r');
+  const fh = await open(path, 'r').catch((e: unknown) => {
+    throw ioError('open', path, e);
+  });
   let nonZeroBlocks = 0;
   try {
     const bufs = [Buffer.allocUnsafe(p.chunkSize), Buffer.allocUnsafe(p.chunkSize)] as const;
@@ -143,6 +148,8 @@ export async function scanFile(path: string, opts: RegionScanOptions = {}): Prom
       pending = next < size ? read(i + 1, next) : undefined;
       nonZeroBlocks += markChunk(chunk, zero, blocks, pos / p.blockSize);
     }
+  } catch (e) {
+    throw ioError('read', path, e);
   } finally {
     await fh.close();
   }

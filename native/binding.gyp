@@ -10,6 +10,7 @@
         "src/kvm_abi.c",
         "src/layouts.cc",
         "src/memory.cc",
+        "src/uffd.cc",
         "src/vcpu_runner.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

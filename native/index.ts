@@ -96,6 +96,56 @@ export interface FdWatcherHandle {
   close(): void;
 }
 
+/** Guest RAM served by a UffdServer: host mapping and where its bytes are in the memory file. */
+export interface UffdRegion {
+  hostAddr: U64;
+  size: number;
+  /** Byte offset of the region's first page in the memory file (4 KiB aligned). */
+  fileOffset: number;
+}
+
+export interface UffdServerStats {
+  /** Page-fault messages read from the userfaultfd. */
+  faults: number;
+  /** Faults resolved by the server's own UFFDIO_COPY. */
+  faultsServed: number;
+  /** Faults whose page was already installed (EEXIST: concurrent fault or installPages). */
+  faultsExisting: number;
+  /** Bytes the server read from the memory file. */
+  bytesRead: number;
+  /** Bytes the server installed with UFFDIO_COPY. */
+  bytesCopied: number;
+  /** Pages installPages() installed, and pages it found already present. */
+  pagesInstalled: number;
+  pagesInstallExisting: number;
+  eagainRetries: number;
+  /** Time the server spent serving faults (read + copy), and in each part, nanoseconds. */
+  serveNs: number;
+  readNs: number;
+  copyNs: number;
+  /** Distinct pages recorded (record mode). */
+  recorded: number;
+  /** Faults the server could not serve; each got a zero page so no thread stays blocked. */
+  errors: number;
+  lastError?: { op: string; errno: number; message: string; address: bigint };
+}
+
+export interface UffdServerHandle {
+  /**
+   * UFFDIO_COPY page `pageIndices[i]` (memory-file page index) from `data[i*4096..]`,
+   * synchronously on the calling thread; consecutive pages go in one ioctl.
+   */
+  installPages(
+    pageIndices: Uint32Array | Float64Array,
+    data: ArrayBuffer | ArrayBufferView,
+  ): { installed: number; existing: number };
+  /** Faulting memory-file page indices, in fault order, each once (record mode). */
+  recorded(): Uint32Array;
+  stats(): UffdServerStats;
+  /** Stops and joins the thread; does not close the uffd or the memory file. Idempotent. */
+  close(): void;
+}
+
 export interface Native {
   kvm: KvmIoctls;
   kvmConstants: Record<string, number>;
@@ -124,6 +174,35 @@ export interface Native {
     onExit: (result: number) => void,
   ) => VcpuRunnerHandle;
   FdWatcher: new (fd: Fd, onReadable: () => void) => FdWatcherHandle;
+  // userfaultfd (native/src/uffd.cc)
+  uffdConstants: Record<string, number>;
+  /** UFFDIO_API handshake; `features` and `ioctls` are bit masks. */
+  uffdApi(uffd: Fd, features?: U64): { api: number; features: bigint; ioctls: bigint };
+  /** Returns the mask of ioctls available on the range (bit n = _UFFDIO_* n). */
+  uffdRegister(uffd: Fd, addr: U64, len: U64, mode: U64): bigint;
+  uffdUnregister(uffd: Fd, addr: U64, len: U64): void;
+  /** One UFFDIO_COPY; returns bytes copied. A failure after a partial copy carries `copied`. */
+  uffdCopy(
+    uffd: Fd,
+    dst: U64,
+    src: ArrayBuffer | ArrayBufferView,
+    srcOffset: U64,
+    len: U64,
+    mode?: U64,
+  ): number;
+  uffdZeropage(uffd: Fd, addr: U64, len: U64, mode?: U64): number;
+  uffdWake(uffd: Fd, addr: U64, len: U64): void;
+  /**
+   * pread into `target` until it is full or EOF; target address, length and offset must be
+   * 4 KiB aligned (for O_DIRECT fds). Returns bytes read.
+   */
+  preadDirect(fd: Fd, target: ArrayBuffer | ArrayBufferView, fileOffset: U64): number;
+  UffdServer: new (
+    uffd: Fd,
+    regions: UffdRegion[],
+    memoryFileFd: Fd,
+    options?: { record?: boolean },
+  ) => UffdServerHandle;
 }
 
 const require = createRequire(import.meta.url);

@@ -94,6 +94,39 @@ async function settled(server: UffdServerHandle) {
   return server.stats();
 }
 
+kvmTest('the ioctl wrappers: API handshake, register, unregister, wake', () => {
+  const f = fixture(8, false);
+  try {
+    const again = native.userfaultfd(native.fdConstants.UFFD_NONBLOCK!);
+    try {
+      const api = native.uffdApi(again, 0);
+      assert.equal(api.api, U.UFFD_API);
+      assert.ok(api.ioctls & (1n << BigInt(U._UFFDIO_REGISTER!)));
+      // The handshake happens once per userfaultfd.
+      assert.throws(
+        () => native.uffdApi(again, 0),
+        (e) => isNativeError(e) && e.op === 'UFFDIO_API',
+      );
+    } finally {
+      native.close(again);
+    }
+    const ioctls = native.uffdRegister(f.uffd, f.addr, f.size, U.UFFDIO_REGISTER_MODE_MISSING!);
+    for (const op of ['_UFFDIO_COPY', '_UFFDIO_ZEROPAGE', '_UFFDIO_WAKE']) {
+      assert.ok(ioctls & (1n << BigInt(U[op]!)), op);
+    }
+    assert.throws(
+      () => native.uffdRegister(f.uffd, f.addr + 1n, PAGE, U.UFFDIO_REGISTER_MODE_MISSING!),
+      (e) => isNativeError(e) && e.code === 'EINVAL',
+    );
+    native.uffdWake(f.uffd, f.addr, f.size); // nobody waits: a no-op
+    // Unregistered memory is plain anonymous memory again: zero pages, no server needed.
+    native.uffdUnregister(f.uffd, f.addr, f.size);
+    assert.deepEqual(readPage(f, 3), Buffer.alloc(PAGE));
+  } finally {
+    f.close();
+  }
+});
+
 kvmTest(
   'the server serves missing pages from the memory file and records fault order',
   async () => {

@@ -38,6 +38,15 @@ export const ActionSchema = Type.Union([
     timeoutMs: Type.Integer({ minimum: 1 }),
   }),
   Type.Object({ id: Type.Integer(), type: Type.Literal('console') }),
+  /** Places bytes into guest RAM of a paused VM (e.g. a micro-guest's input). */
+  Type.Object({
+    id: Type.Integer(),
+    type: Type.Literal('write-memory'),
+    gpa: Type.Integer({ minimum: 0 }),
+    data: Type.Uint8Array({ maxByteLength: 16 << 20 }),
+  }),
+  /** Resource usage of the VMM process: faults, bytes read from storage, loader progress. */
+  Type.Object({ id: Type.Integer(), type: Type.Literal('stats') }),
   Type.Object({ id: Type.Integer(), type: Type.Literal('stop') }),
 ]);
 export type Action = Static<typeof ActionSchema>;
@@ -54,6 +63,14 @@ export interface ReplyErr {
   error: { code: string; message: string; details?: Record<string, unknown> };
 }
 export type Reply = ReplyOk | ReplyErr;
+
+export interface VmmStats {
+  majorFaults: number;
+  minorFaults: number;
+  /** Bytes this process caused to be read from storage (/proc/self/io read_bytes). */
+  readBytes: number;
+  prefetch?: { bytes: number; ms: number; cancelled: boolean };
+}
 
 /** Unsolicited messages from the VMM process. */
 export type Event =

@@ -2,18 +2,20 @@
 // (caching the host's CPUID and MSR lists) before it reports `ready`, so a process taken from
 // the pool restores without Node's start-up cost. It then serves actions for exactly one VM.
 
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { FaasnapError } from '../../common/errors.js';
 import { createMicroVm } from '../../guest/micro/launch.js';
 import { Kvm } from '../kvm/system.js';
 import { validateState } from '../persist.js';
 import { createSnapshot, restoreSnapshot } from '../snapshot/snapshot.js';
-import type { Vm } from '../vm.js';
-import { ActionSchema, type Action, type Event, type Reply } from './protocol.js';
+import { Vm } from '../vm.js';
+import { ActionSchema, type Action, type Event, type Reply, type VmmStats } from './protocol.js';
 
 const kvm = Kvm.open();
-kvm.getSupportedCpuid();
-kvm.getMsrIndexList();
+// Warm-up before `ready`: the first VM a fresh Node process creates runs cold (unoptimised JS,
+// first-touch allocations); a throw-away VM moves that cost off the restore path.
+Vm.create({ memMiB: 8, vcpus: 1 }, kvm).stop();
 let vm: Vm | undefined;
 
 function send(msg: Reply | Event): void {
@@ -37,6 +39,19 @@ function attach(v: Vm): Vm {
   return v;
 }
 
+function stats(): VmmStats {
+  const u = process.resourceUsage();
+  const io = /read_bytes:\s*(\d+)/.exec(readFileSync('/proc/self/io', 'latin1'));
+  return {
+    majorFaults: u.majorPageFault,
+    minorFaults: u.minorPageFault,
+    readBytes: Number(io?.[1] ?? 0),
+    prefetch: prefetchStats,
+  };
+}
+
+let prefetchStats: VmmStats['prefetch'];
+
 function current(): Vm {
   if (!vm) throw new FaasnapError('INVALID_VM_STATE', 'no VM in this VMM process');
   return vm;
@@ -51,9 +66,14 @@ async function dispatch(a: Action): Promise<unknown> {
         createMicroVm({ guest: a.guest, memMiB: a.memMiB, vcpus: a.vcpus, params: a.params, kvm }),
       );
       return { phases: current().phases.phases };
-    case 'restore':
-      attach(await restoreSnapshot(a.snapshotDir, { mode: a.mode, kvm }));
-      return { phases: current().phases.phases };
+    case 'restore': {
+      // The controller owns the page-cache state (it drops or loads it as the experiment says).
+      const v = attach(
+        await restoreSnapshot(a.snapshotDir, { mode: a.mode, kvm, preparePageCache: false }),
+      );
+      void v.loader?.prefetch?.then((s) => (prefetchStats = s));
+      return { phases: v.phases.phases };
+    }
     case 'start':
       current().start();
       return null;
@@ -71,6 +91,13 @@ async function dispatch(a: Action): Promise<unknown> {
     }
     case 'console':
       return current().console.text();
+    case 'write-memory':
+      if (current().state !== 'paused')
+        throw new FaasnapError('INVALID_VM_STATE', 'write-memory needs a paused VM');
+      current().memory.write(a.gpa, a.data);
+      return null;
+    case 'stats':
+      return stats();
     case 'stop':
       vm?.stop();
       return null;

@@ -25,7 +25,8 @@ export function isTempName(name: string): boolean {
   return name.startsWith('.') && name.includes(TMP_MARK);
 }
 
-function ioError(op: string, path: string, e: unknown): FaasnapError {
+/** Maps a Node fs error to SNAPSHOT_IO naming the operation and path; typed errors pass. */
+export function ioError(op: string, path: string, e: unknown): FaasnapError {
   if (e instanceof FaasnapError) return e;
   const code = (e as NodeJS.ErrnoException).code ?? String(e);
   return new FaasnapError('SNAPSHOT_IO', `${op} ${path}: ${code}`, { op, path, errno: code });

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { FaasnapError } from '../../common/errors.js';
-import { readFull } from './atomic-file.js';
+import { ioError, readFull } from './atomic-file.js';
 
 const HASH_CHUNK = 8 << 20;
 
@@ -62,7 +62,7 @@ export async function hashFile(path: string): Promise<string> {
   const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
     throw e.code === 'ENOENT'
       ? new FaasnapError('SNAPSHOT_MISSING', `${path} does not exist`, { path })
-      : new FaasnapError('SNAPSHOT_IO', `open ${path}: ${e.code ?? String(e)}`, { path });
+      : ioError('open', path, e);
   });
   try {
     const buf = Buffer.allocUnsafe(HASH_CHUNK);
@@ -72,6 +72,8 @@ export async function hashFile(path: string): Promise<string> {
       hash.update(buf.subarray(0, n));
       pos += n;
     }
+  } catch (e) {
+    throw ioError('read', path, e);
   } finally {
     await fh.close();
   }
