@@ -20,7 +20,7 @@ import type { MemoryMode } from '../loader/modes.js';
 import type { VmmStats } from '../vmm/process/protocol.js';
 import { VmmPool } from '../vmm/process/pool.js';
 import { dropPageCache, loadPageCache } from '../vmm/snapshot/memory-dump.js';
-import { recordFaasnap } from '../vmm/snapshot/record.js';
+import { recordFaasnap, recordReap } from '../vmm/snapshot/record.js';
 import { createSnapshot, snapshotPaths } from '../vmm/snapshot/snapshot.js';
 import { readFileSync } from 'node:fs';
 import { summarize, type Summary } from './stats.js';
@@ -91,6 +91,12 @@ export async function runLoaderBench(opts: LoaderBenchOptions): Promise<LoaderBe
     const rec = await recordFaasnap(dir, async (v) => {
       await v.runToCompletion(120_000);
     });
+    if (opts.modes.includes('reap')) {
+      progress('recording the REAP working set with input A');
+      await recordReap(dir, async (v) => {
+        await v.runToCompletion(120_000);
+      });
+    }
     await pool.fill();
 
     const samples: Record<string, LoaderSample[]> = {};

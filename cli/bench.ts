@@ -34,6 +34,7 @@ const DEFAULT_LOADER_MODES: MemoryMode[] = [
   'cached',
   'vanilla',
   'eager',
+  'reap',
   'faasnap',
   'faasnap-no-concurrent-paging',
   'faasnap-no-regions',

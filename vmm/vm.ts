@@ -81,7 +81,11 @@ export class Vm {
   readonly deviceSpecs: VirtioDeviceSpec[] = [];
   /** How guest memory was restored, and the loader's progress (set by snapshot restore). */
   loader:
-    | { mode: string; prefetch?: Promise<{ bytes: number; ms: number; cancelled: boolean }> }
+    | {
+        mode: string;
+        prefetch?: Promise<{ bytes: number; ms: number; cancelled: boolean }>;
+        reap?: { stats(): unknown };
+      }
     | undefined;
   /** Milliseconds from create() to start(). */
   startedMs: number | undefined;

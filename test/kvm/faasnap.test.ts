@@ -18,7 +18,7 @@ import {
 } from '../../guest/micro/index.js';
 import { createMicroVm, dataPages } from '../../guest/micro/launch.js';
 import type { MemoryMode } from '../../loader/modes.js';
-import { recordFaasnap } from '../../vmm/snapshot/record.js';
+import { recordFaasnap, recordReap } from '../../vmm/snapshot/record.js';
 import { createSnapshot, restoreSnapshot, snapshotPaths } from '../../vmm/snapshot/snapshot.js';
 import type { Vm } from '../../vmm/vm.js';
 import { KVM_PRESENT, kvmTest, openFds } from './support.js';
@@ -111,7 +111,21 @@ kvmTest(
   },
 );
 
+kvmTest('REAP recording writes the faulted pages in fault order', async () => {
+  const result = await recordReap(dir, async (vm) => {
+    await vm.runToCompletion(60_000);
+    assert.equal(parseTouchOutput(vm.console.text()).checksum, touchExpectedChecksum(A, image));
+  });
+  // Every data page A reads faulted once (plus the few code, stack and parameter pages).
+  assert.ok(
+    result.pages >= A.pages.length && result.pages < A.pages.length + 64,
+    `${result.pages} pages`,
+  );
+  assert.equal(result.stats.errors, 0);
+});
+
 const MODES: MemoryMode[] = [
+  'reap',
   'faasnap',
   'faasnap-no-concurrent-paging',
   'faasnap-no-regions',

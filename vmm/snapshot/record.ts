@@ -10,6 +10,9 @@ import type { Vm } from '../vm.js';
 import { dropPageCache } from './memory-dump.js';
 import { readStateFile } from './state-file.js';
 import { restoreSnapshot, snapshotPaths } from './snapshot.js';
+import { ReapSession, reapRegions, type ReapStats } from '../../loader/reap.js';
+import { Vm as VmClass } from '../vm.js';
+import { VmConfigSchema, VmSavedStateSchema } from './vm-state.js';
 
 export interface RecordOptions extends RecorderOptions, RegionScanOptions {
   kvm?: Kvm;
@@ -68,4 +71,52 @@ export async function recordFaasnap(
     manifestPath: paths.loadingSetManifest,
   });
   return { manifest, workingSetPages: groups.residentPages, scans: groups.scans, recordMs };
+}
+
+export interface ReapRecordResult {
+  pages: number;
+  stats: ReapStats;
+  recordMs: number;
+}
+
+/**
+ * Records REAP's working set: the snapshot is restored with all guest memory served by
+ * userfaultfd from the memory file, `run` drives the function once, and the faulted pages (in
+ * fault order) are written to the snapshot's reap/ directory.
+ */
+export async function recordReap(
+  dir: string,
+  run: (vm: Vm) => Promise<void>,
+  opts: { kvm?: Kvm; prepare?: (vm: Vm) => void | Promise<void> } = {},
+): Promise<ReapRecordResult> {
+  const paths = snapshotPaths(dir);
+  const state = await readStateFile(paths.stateFile, {
+    configSchema: VmConfigSchema,
+    stateSchema: VmSavedStateSchema,
+  });
+  const vm = VmClass.restore(state.config, state.state, opts.kvm);
+  let session: ReapSession;
+  try {
+    session = ReapSession.record({
+      regions: reapRegions(vm.guestRam),
+      memoryFile: paths.memoryFile,
+    });
+  } catch (e) {
+    vm.stop();
+    throw e;
+  }
+  vm.own(session); // closed after the vCPU threads, which may still be faulting
+  const t0 = performance.now();
+  try {
+    await opts.prepare?.(vm);
+    vm.resume();
+    await run(vm);
+  } finally {
+    vm.stop();
+  }
+  const recordMs = performance.now() - t0;
+  session.assertServed();
+  const stats = session.stats();
+  await session.saveWorkingSet(paths.reapDir, { snapshotId: state.checksum });
+  return { pages: stats.recordedPages, stats, recordMs };
 }

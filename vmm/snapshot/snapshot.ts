@@ -8,6 +8,7 @@ import { FaasnapError } from '../../common/errors.js';
 import { PhaseTimer } from '../../common/phases.js';
 import { mapMemoryFileLazily, readMemoryFileEagerly, type MemoryMode } from '../../loader/modes.js';
 import { Prefetcher, mapFaasnapMemory } from '../../loader/faasnap.js';
+import { ReapSession, reapRegions } from '../../loader/reap.js';
 import {
   checkLoadingSet,
   readLoadingSetManifest,
@@ -140,11 +141,19 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
       case 'cached':
         mapMemoryFileLazily(vm.guestRam, memoryFile);
         break;
-      case 'reap':
-        throw new FaasnapError(
-          'INVALID_VM_CONFIG',
-          `memory mode ${opts.mode} is not available yet`,
-        );
+      case 'reap': {
+        // Guest RAM is still untouched anonymous memory: every page the guest needs faults
+        // into the userfaultfd server, except the working set installed here before resume.
+        const session = await ReapSession.replay({
+          regions: reapRegions(vm.guestRam),
+          memoryFile,
+          dir: paths.reapDir,
+          expect: { snapshotId: file.checksum },
+        });
+        vm.own(session);
+        vm.loader = { mode: opts.mode, reap: session };
+        break;
+      }
       default: {
         const files = { memoryFile, loadingSetFile: paths.loadingSetFile };
         mapFaasnapMemory(vm.guestRam, manifest!, files, variant!);
