@@ -4,6 +4,7 @@
 import { Command } from 'commander';
 import { isFaasnapError } from '../common/errors.js';
 import { registerBenchCommands } from './bench.js';
+import { registerSnapshotCommands } from './snapshot.js';
 import { registerVmCommands } from './vm.js';
 
 const program = new Command()
@@ -11,7 +12,7 @@ const program = new Command()
   .description('Serverless functions in KVM microVMs, started from snapshots')
   .showHelpAfterError();
 
-registerVmCommands(program);
+registerSnapshotCommands(program, registerVmCommands(program));
 registerBenchCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { FaasnapError } from '../common/errors.js';
 import { createMicroVm } from '../guest/micro/launch.js';
 import { MICRO_GUESTS } from '../guest/micro/index.js';
+import { createSnapshot } from '../vmm/snapshot/snapshot.js';
 import type { VmExit } from '../vmm/vm.js';
 import { formatMs, phaseTable } from './format.js';
 import { durationOption, intOption } from './options.js';
@@ -17,10 +18,12 @@ interface RunOptions {
   disk?: string;
   diskWritable?: boolean;
   params?: string;
+  snapshotDir?: string;
+  snapshotAt: string;
   json?: boolean;
 }
 
-export function registerVmCommands(program: Command): void {
+export function registerVmCommands(program: Command): Command {
   const vm = program.command('vm').description('run microVMs directly');
   vm.command('run')
     .description('boot a micro-guest, stream its console until it stops, print phase timings')
@@ -34,8 +37,15 @@ export function registerVmCommands(program: Command): void {
     .option('--disk <file>', 'raw disk image attached as virtio-blk')
     .option('--disk-writable', 'attach the disk writable (default read-only)')
     .option('--params <file>', 'parameter blob for the guest (default: per-guest defaults)')
+    .option('--snapshot-dir <dir>', 'take a snapshot into this directory and stop')
+    .option(
+      '--snapshot-at <pattern>',
+      "when to snapshot: 'start' (before the first instruction) or a regex the console must match",
+      'start',
+    )
     .option('--json', 'print one JSON document instead of the console stream')
     .action((opts: RunOptions) => runVm(opts));
+  return vm;
 }
 
 async function runVm(opts: RunOptions): Promise<void> {
@@ -49,6 +59,20 @@ async function runVm(opts: RunOptions): Promise<void> {
     params: opts.params ? readFileSync(opts.params) : undefined,
   });
   if (!opts.json) vm.console.onOutput((chunk) => process.stdout.write(chunk));
+  if (opts.snapshotDir) {
+    if (opts.snapshotAt !== 'start') {
+      vm.start();
+      await vm.console.waitFor(new RegExp(opts.snapshotAt), opts.timeout);
+    }
+    await vm.pause();
+    const info = await createSnapshot(vm, opts.snapshotDir);
+    vm.stop();
+    console.log(
+      `\n--- snapshot written to ${info.dir} (${(info.memoryBytes / 2 ** 20).toFixed(0)} MiB memory)`,
+    );
+    console.log(phaseTable(info.phases));
+    return;
+  }
   let exit: VmExit;
   try {
     exit = await vm.runToCompletion(opts.timeout);
