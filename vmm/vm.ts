@@ -16,7 +16,7 @@ import { createVirtioDevice, type VirtioDeviceSpec } from './devices/virtio/fact
 import { VirtioMmioTransport } from './devices/virtio/mmio.js';
 import type { InterruptLine } from './interrupt.js';
 import { Kvm } from './kvm/system.js';
-import { LAYOUTS, initialFpu } from './kvm/structs.js';
+import { LAYOUTS, decodeStructBlob, initialFpu } from './kvm/structs.js';
 import { GuestRam } from './memory.js';
 import { validateState } from './persist.js';
 import { captureVcpu, restoreVcpu, type VcpuCaps } from './snapshot/vcpu-state.js';
@@ -219,14 +219,14 @@ export class Vm {
       [K.KVM_IRQCHIP_IOAPIC!, saved.irqchip.ioapic],
     ] as const;
     const blobs = chips.map(([id, b64]) => {
-      const b = exactBlob(b64, 'kvm_irqchip');
+      const b = decodeStructBlob(b64, 'kvm_irqchip');
       if (b.readUInt32LE(LAYOUTS.kvm_irqchip.fields.chip_id) !== id) {
         throw new FaasnapError('STATE_INVALID', `irqchip blob for chip ${id} has another chip id`);
       }
       return b;
     });
-    const pit = exactBlob(saved.pit, 'kvm_pit_state2');
-    const clock = exactBlob(saved.clock, 'kvm_clock_data');
+    const pit = decodeStructBlob(saved.pit, 'kvm_pit_state2');
+    const clock = decodeStructBlob(saved.clock, 'kvm_clock_data');
     // Only the clock value is restored; flags like KVM_CLOCK_REALTIME would make KVM reinterpret it.
     clock.writeUInt32LE(0, LAYOUTS.kvm_clock_data.fields.flags);
     for (const b of blobs) native.kvm.SetIrqchip(this.vmFd, b);
@@ -498,17 +498,6 @@ export class Vm {
       );
     }
   }
-}
-
-function exactBlob(b64: string, struct: keyof typeof LAYOUTS): Buffer {
-  const b = Buffer.from(b64, 'base64');
-  if (b.length !== LAYOUTS[struct].size) {
-    throw new FaasnapError(
-      'STATE_INVALID',
-      `${struct} blob is ${b.length} bytes, expected ${LAYOUTS[struct].size}`,
-    );
-  }
-  return b;
 }
 
 /** MMIO window and GSI of the n-th virtio device. */

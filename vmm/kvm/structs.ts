@@ -2,6 +2,7 @@
 // the ones the VMM builds field by field. The numbers are constants so the hot path never asks
 // the addon; native/src/layouts.cc reports the compiled-in values and a test compares them.
 
+import { FaasnapError } from '../../common/errors.js';
 import type { CpuidEntry } from '../cpu/cpuid.js';
 
 export const LAYOUTS = {
@@ -396,5 +397,21 @@ export function initialFpu(): Buffer {
   const b = Buffer.alloc(LAYOUTS.kvm_fpu.size);
   b.writeUInt16LE(0x37f, LAYOUTS.kvm_fpu.fields.fcw);
   b.writeUInt32LE(0x1f80, LAYOUTS.kvm_fpu.fields.mxcsr);
+  return b;
+}
+
+/** Decodes a saved (untrusted) base64 blob of a KVM struct, refusing any other size. */
+export function decodeStructBlob(
+  b64: string,
+  struct: keyof typeof LAYOUTS,
+  what: string = struct,
+): Buffer {
+  const b = Buffer.from(b64, 'base64');
+  if (b.length !== LAYOUTS[struct].size) {
+    throw new FaasnapError(
+      'STATE_INVALID',
+      `${what} is ${b.length} bytes, ${struct} is ${LAYOUTS[struct].size}`,
+    );
+  }
   return b;
 }

@@ -5,7 +5,13 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { FaasnapError } from '../../common/errors.js';
 import { validateState } from '../persist.js';
-import { LAYOUTS, REG_NAMES, decodeSregs, encodeSregs, type Regs } from '../kvm/structs.js';
+import {
+  REG_NAMES,
+  decodeSregs,
+  decodeStructBlob,
+  encodeSregs,
+  type Regs,
+} from '../kvm/structs.js';
 import type { Vcpu, VcpuBlob } from '../vcpu.js';
 
 const Hex64 = Type.String({ pattern: '^0x[0-9a-f]{1,16}$' });
@@ -71,18 +77,6 @@ export function captureVcpu(v: Vcpu, caps: VcpuCaps): VcpuState {
   };
 }
 
-/** Decodes a base64 blob and checks it has exactly the size of `struct`. */
-function blob(state: string, struct: keyof typeof LAYOUTS, what: string): Buffer {
-  const b = Buffer.from(state, 'base64');
-  if (b.length !== LAYOUTS[struct].size) {
-    throw new FaasnapError(
-      'STATE_INVALID',
-      `vCPU ${what} is ${b.length} bytes, ${struct} is ${LAYOUTS[struct].size}`,
-    );
-  }
-  return b;
-}
-
 /** Validates untrusted state completely, then applies it in KVM's required order. */
 export function restoreVcpu(v: Vcpu, untrusted: unknown, caps: VcpuCaps): void {
   const s = validateState(`vCPU ${v.index}`, VcpuStateSchema, untrusted);
@@ -96,13 +90,18 @@ export function restoreVcpu(v: Vcpu, untrusted: unknown, caps: VcpuCaps): void {
   }
   // Decode everything first so a bad field fails before KVM state is touched.
   const regs = Object.fromEntries(REG_NAMES.map((n) => [n, BigInt(s.regs[n])])) as Regs;
-  const sregs = decodeSregs(blob(s.sregs, 'kvm_sregs', 'sregs'));
-  const fpu = blob(s.fpu.data, s.fpu.kind === 'xsave' ? 'kvm_xsave' : 'kvm_fpu', s.fpu.kind);
-  const xcrs = s.xcrs !== undefined && caps.xcrs ? blob(s.xcrs, 'kvm_xcrs', 'xcrs') : undefined;
-  const lapic = blob(s.lapic, 'kvm_lapic_state', 'lapic');
-  const mpState = blob(s.mpState, 'kvm_mp_state', 'mp_state');
-  const events = blob(s.events, 'kvm_vcpu_events', 'events');
-  const debugRegs = blob(s.debugRegs, 'kvm_debugregs', 'debugregs');
+  const sregs = decodeSregs(decodeStructBlob(s.sregs, 'kvm_sregs', 'sregs'));
+  const fpu = decodeStructBlob(
+    s.fpu.data,
+    s.fpu.kind === 'xsave' ? 'kvm_xsave' : 'kvm_fpu',
+    s.fpu.kind,
+  );
+  const xcrs =
+    s.xcrs !== undefined && caps.xcrs ? decodeStructBlob(s.xcrs, 'kvm_xcrs', 'xcrs') : undefined;
+  const lapic = decodeStructBlob(s.lapic, 'kvm_lapic_state', 'lapic');
+  const mpState = decodeStructBlob(s.mpState, 'kvm_mp_state', 'mp_state');
+  const events = decodeStructBlob(s.events, 'kvm_vcpu_events', 'events');
+  const debugRegs = decodeStructBlob(s.debugRegs, 'kvm_debugregs', 'debugregs');
   const msrs = s.msrs.map((m) => ({ index: m.index, data: BigInt(m.data) }));
 
   // Order: special registers (APIC base, EFER) before the LAPIC and MSRs that depend on them;
