@@ -1,0 +1,744 @@
+#!/usr/bin/env python3
+"""faasnap guest agent: runs functions for the host over the agent channel.
+
+Protocol: docs/agent-protocol.md (4-byte big-endian length + UTF-8 JSON per frame). Standard
+library only, so it runs on the small image (python3-minimal + libpython3-stdlib).
+
+Threads:
+  reader  reads the channel, answers pings, queues invocations, completes storage requests.
+  main    runs one invocation at a time, in this process, so imported modules and globals stay
+          warm and are captured by VM snapshots (as in the paper's guest daemon).
+  timers  one watchdog per invocation: at the deadline it reports `timeout` and interrupts the
+          main thread (SIGUSR1, whose handler raises InvocationTimeout in the handler's frame).
+
+Why not fork a child per invocation (killable)? The child's imports and globals would die
+with it, so nothing would stay warm across invocations or snapshots, and fork itself is slow
+where the guest kernel is emulated. The cost of the thread design: a handler stuck inside C
+code is interrupted only when that code returns; the host already has its timeout result and
+can recycle the VM. JS handlers run in a separate Node process, which is killed on timeout.
+
+Usage: agent.py [--channel SPEC] [--functions DIR]
+  SPEC: a device path (default /dev/hvc0; a tty is put in raw mode), unix:PATH (connect to a
+  Unix socket) or fd:N / fd:R,W (inherited file descriptors, for tests).
+  Environment: FAASNAP_AGENT_CHANNEL, FAASNAP_FUNCTIONS_DIR (defaults for the options),
+  FAASNAP_AGENT_SET_CLOCK=0 (do not set the wall clock after a restore; for hosts).
+"""
+
+import binascii
+import collections
+import importlib.util
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+
+MAX_FRAME = 0xFFFFFF  # 16 MiB - 1: the first byte of a frame is always 0x00 (resync point)
+DEFAULT_CHANNEL = "/dev/hvc0"
+DEFAULT_FUNCTIONS = "/opt/faasnap/functions"
+NODE_RUNTIME = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node-runtime.mjs")
+FUNCTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+LOG_LEVELS = ("debug", "info", "warn", "error")
+# A restored guest's clock is off by the time the snapshot sat on disk; smaller skews are noise.
+CLOCK_TOLERANCE_S = 0.1
+
+
+class ProtocolError(Exception):
+    """A malformed frame or message on a channel."""
+
+
+class InvocationTimeout(BaseException):
+    """Raised in the main thread when the running invocation passed its deadline.
+
+    A BaseException so that a handler's `except Exception` does not swallow it.
+    """
+
+
+class StorageError(Exception):
+    """The host could not serve a storage request."""
+
+
+class FunctionError(Exception):
+    """An invocation failed for a reason other than the handler raising."""
+
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
+
+
+def log_local(msg):
+    sys.stderr.write("faasnap-agent: %s\n" % msg)
+    sys.stderr.flush()
+
+
+# ---- framing ---------------------------------------------------------------------------------
+
+
+def encode_frame(msg, max_frame=MAX_FRAME):
+    # ensure_ascii: lone surrogates (legal in Python str) cannot be encoded as UTF-8.
+    # allow_nan=False: NaN/Infinity are not JSON and the host's parser rejects them.
+    data = json.dumps(msg, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    data = data.encode("ascii")
+    if len(data) > max_frame:
+        raise ProtocolError("frame of %d bytes exceeds %d" % (len(data), max_frame))
+    return struct.pack(">I", len(data)) + data
+
+
+class FrameDecoder:
+    """Incremental decoder; feed() returns a list of dicts and ProtocolErrors, never raises."""
+
+    def __init__(self, max_frame=MAX_FRAME):
+        self.max_frame = max_frame
+        self.buf = bytearray()
+        self.resyncing = False
+
+    def feed(self, data):
+        self.buf += data
+        out = []
+        while True:
+            if self.resyncing:
+                at = self.buf.find(b"\x00")
+                if at < 0:
+                    self.buf.clear()
+                    break
+                del self.buf[:at]
+                self.resyncing = False
+            if len(self.buf) < 4:
+                break
+            (n,) = struct.unpack_from(">I", self.buf)
+            if n == 0 or n > self.max_frame:
+                out.append(ProtocolError("bad frame length %d" % n))
+                del self.buf[:4]  # then skip to the next 0x00, where a frame starts
+                self.resyncing = True
+                continue
+            if len(self.buf) < 4 + n:
+                break
+            payload = bytes(self.buf[4 : 4 + n])
+            del self.buf[: 4 + n]
+            out.append(decode_payload(payload))
+        return out
+
+
+def decode_payload(payload):
+    try:
+        msg = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        return ProtocolError("frame is not UTF-8 JSON: %s" % e)
+    if (
+        not isinstance(msg, dict)
+        or not isinstance(msg.get("type"), str)
+        or not isinstance(msg.get("id"), int)
+        or isinstance(msg.get("id"), bool)
+        or msg["id"] < 0
+    ):
+        return ProtocolError("frame is not an object with an integer id and a type")
+    return msg
+
+
+# ---- channel ---------------------------------------------------------------------------------
+
+
+def set_raw(fd):
+    """cfmakeraw(): no echo, no line editing, no signal characters, no CR/LF translation."""
+    import termios
+
+    attrs = termios.tcgetattr(fd)
+    attrs[0] &= ~(
+        termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP | termios.INLCR
+        | termios.IGNCR | termios.ICRNL | termios.IXON
+    )
+    attrs[1] &= ~termios.OPOST
+    attrs[2] &= ~(termios.CSIZE | termios.PARENB)
+    attrs[2] |= termios.CS8
+    attrs[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN)
+    attrs[6][termios.VMIN] = 1
+    attrs[6][termios.VTIME] = 0
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    # Bytes that arrived before raw mode were line-edited and possibly echoed: drop them. The
+    # host does not send before it has seen `ready` (or retries its ping).
+    termios.tcflush(fd, termios.TCIFLUSH)
+
+
+class Channel:
+    """A byte stream to the host: read() blocks, write() sends everything or raises."""
+
+    def __init__(self, rfd, wfd, keep=None):
+        self.rfd = rfd
+        self.wfd = wfd
+        self._keep = keep  # a socket object whose fds we use
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, spec):
+        if spec.startswith("fd:"):
+            fds = [int(x) for x in spec[3:].split(",")]
+            return cls(fds[0], fds[-1])
+        if spec.startswith("unix:"):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(spec[5:])
+            return cls(s.fileno(), s.fileno(), keep=s)
+        fd = wait_open(spec)
+        if os.isatty(fd):
+            set_raw(fd)
+        return cls(fd, fd)
+
+    def read(self):
+        return os.read(self.rfd, 1 << 16)
+
+    def send(self, msg):
+        frame = encode_frame(msg)
+        with self._lock:
+            view = memoryview(frame)
+            while view:
+                n = os.write(self.wfd, view)
+                view = view[n:]
+
+
+def wait_open(path):
+    """Opens the channel device, waiting for it to appear (the driver may probe after init)."""
+    warned = False
+    while True:
+        try:
+            return os.open(path, os.O_RDWR | os.O_NOCTTY)
+        except FileNotFoundError:
+            if not warned:
+                log_local("waiting for %s" % path)
+                warned = True
+            time.sleep(0.1)
+
+
+# ---- invocations -----------------------------------------------------------------------------
+
+
+def b64(data):
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+def now_ns():
+    # CLOCK_MONOTONIC, the clock Node's process.hrtime uses too, and immune to restore-time
+    # wall-clock corrections.
+    return time.monotonic_ns()
+
+
+class Invocation:
+    def __init__(self, msg, t_start):
+        self.id = msg["id"]
+        self.function = msg.get("function")
+        self.params = msg.get("params")
+        self.timeout_ms = msg.get("timeoutMs")
+        self.t_start = t_start
+        self.t1 = None
+        self.t2 = None
+        self.t_end = None
+        self.runtime = None  # "python" or "node", once the handler is found
+        self.done = False  # a result has been sent (by the main thread or the watchdog)
+        self.lock = threading.Lock()
+
+
+class Context:
+    """What a handler gets as `ctx`."""
+
+    def __init__(self, agent, inv, directory):
+        self._agent = agent
+        self._inv = inv
+        self.id = inv.id
+        self.function = inv.function
+        self.dir = directory
+
+    def t1(self):
+        """Marks the end of the read phase (the paper's t1)."""
+        self._inv.t1 = now_ns()
+
+    def t2(self):
+        """Marks the end of the process phase (the paper's t2)."""
+        self._inv.t2 = now_ns()
+
+    def remaining_ms(self):
+        return max(0, self._inv.timeout_ms - (now_ns() - self._inv.t_start) / 1e6)
+
+    def storage_get(self, key):
+        """The bytes stored under `key` on the host, or None."""
+        return self._agent.storage_request({"type": "storage.get", "key": key})
+
+    def storage_put(self, key, value):
+        if isinstance(value, str):
+            value = value.encode("utf-8")
+        self._agent.storage_request({"type": "storage.put", "key": key, "value": value})
+
+    def log(self, msg, level="info"):
+        self._agent.log(msg, level, self.id)
+
+
+class Agent:
+    def __init__(self, channel, functions_dir):
+        self.channel = channel
+        self.functions_dir = functions_dir
+        self.work = collections.deque()
+        self.work_cv = threading.Condition()
+        self.modules = {}  # function name -> loaded handler module
+        self.storage_lock = threading.Lock()
+        self.storage_next = 1
+        self.storage_waiting = {}  # id -> [threading.Event, reply]
+        self.current = None  # the Invocation the main thread is running
+        self.interrupt_for = None  # the Invocation whose watchdog fired
+        self.node = None
+        self.closed = False
+
+    # -- sending --
+
+    def send(self, msg):
+        try:
+            self.channel.send(msg)
+        except ProtocolError as e:
+            log_local("dropped an oversized %s: %s" % (msg.get("type"), e))
+        except OSError as e:
+            log_local("channel write failed: %s" % e)
+
+    def log(self, msg, level="info", inv_id=0):
+        if level not in LOG_LEVELS:
+            level = "info"
+        self.send({"id": inv_id, "type": "log", "level": level, "msg": str(msg)[:65536]})
+
+    def send_ready(self, msg_id, restored):
+        self.send(
+            {
+                "id": msg_id,
+                "type": "ready",
+                "restored": restored,
+                "pid": os.getpid(),
+                "python": sys.version.split()[0],
+                "functions": self.list_functions(),
+                "runtimes": ["python"] + (["node"] if find_node() else []),
+            }
+        )
+
+    def list_functions(self):
+        try:
+            names = sorted(os.listdir(self.functions_dir))
+        except OSError:
+            return []
+        return [n for n in names if FUNCTION_NAME.match(n) and handler_path(self.functions_dir, n)]
+
+    # -- reader thread --
+
+    def read_loop(self):
+        decoder = FrameDecoder()
+        try:
+            while True:
+                try:
+                    data = self.channel.read()
+                except InterruptedError:
+                    continue
+                if not data:
+                    break  # the host closed the channel (sockets and pipes; a tty never does)
+                t = now_ns()
+                for item in decoder.feed(data):
+                    if isinstance(item, ProtocolError):
+                        log_local("protocol error: %s" % item)
+                        self.log("protocol error: %s" % item, "error")
+                    else:
+                        self.dispatch(item, t)
+        except OSError as e:
+            log_local("channel read failed: %s" % e)
+        finally:
+            with self.work_cv:
+                self.closed = True
+                self.work_cv.notify()
+
+    def dispatch(self, msg, t_arrival):
+        kind = msg["type"]
+        if kind == "ping":
+            self.send({"id": msg["id"], "type": "pong"})
+            if msg.get("restore") is True:
+                self.after_restore(msg)
+                self.send_ready(msg["id"], True)
+        elif kind == "invoke":
+            with self.work_cv:
+                self.work.append(Invocation(msg, t_arrival))
+                self.work_cv.notify()
+        elif kind == "storage.result":
+            with self.storage_lock:
+                waiter = self.storage_waiting.get(msg["id"])
+                if waiter:
+                    waiter[1] = msg
+                    waiter[0].set()
+        else:
+            self.log("unknown message type %r" % kind, "warn")
+
+    def after_restore(self, msg):
+        """Undoes what a snapshot clones: a stale wall clock and identical random state."""
+        wall = msg.get("wallClockMs")
+        # Off for agents run on a host (tests): never touch the host's clock.
+        may_set = os.environ.get("FAASNAP_AGENT_SET_CLOCK", "1") != "0"
+        if (
+            may_set
+            and isinstance(wall, (int, float))
+            and not isinstance(wall, bool)
+            and abs(wall / 1000.0 - time.time()) > CLOCK_TOLERANCE_S
+        ):
+            try:
+                time.clock_settime(time.CLOCK_REALTIME, wall / 1000.0)
+            except (OSError, OverflowError, ValueError) as e:
+                self.log("cannot set the clock: %s" % e, "warn")
+        rnd = sys.modules.get("random")
+        if rnd is not None:
+            rnd.seed()
+
+    # -- storage (called from the main thread, answered through the reader thread) --
+
+    def storage_request(self, msg):
+        key = msg.get("key")
+        if not isinstance(key, str) or not key:
+            raise ValueError("storage key must be a non-empty string")
+        if "value" in msg:
+            msg["value"] = b64(bytes(msg["value"]))
+        event = threading.Event()
+        with self.storage_lock:
+            sid = self.storage_next
+            self.storage_next += 1
+            waiter = [event, None]
+            self.storage_waiting[sid] = waiter
+        msg["id"] = sid
+        try:
+            try:
+                self.channel.send(msg)
+            except ProtocolError as e:
+                raise StorageError("value too large for one frame: %s" % e) from None
+            event.wait()  # interruptible: the watchdog's signal raises InvocationTimeout
+        finally:
+            with self.storage_lock:
+                self.storage_waiting.pop(sid, None)
+        reply = waiter[1]
+        if reply.get("error") is not None:
+            raise StorageError(str(reply["error"]))
+        if msg["type"] == "storage.get":
+            value = reply.get("value")
+            if value is None:
+                return None
+            try:
+                return binascii.a2b_base64(value)
+            except (binascii.Error, TypeError) as e:
+                raise StorageError("host sent invalid base64: %s" % e) from None
+        return None
+
+    # -- main thread --
+
+    def serve(self):
+        signal.signal(signal.SIGUSR1, self.on_interrupt)
+        while True:
+            try:
+                with self.work_cv:
+                    while not self.work and not self.closed:
+                        self.work_cv.wait()
+                    if not self.work:
+                        return
+                    inv = self.work.popleft()
+                self.run(inv)
+            except InvocationTimeout:
+                pass  # a late interrupt for an invocation that already ended
+
+    def on_interrupt(self, signum, frame):
+        inv = self.interrupt_for
+        if inv is not None and inv is self.current:
+            self.interrupt_for = None
+            raise InvocationTimeout()
+
+    def run(self, inv):
+        error = None
+        result = None
+        self.current = inv
+        timer = None
+        try:
+            bad = validate_invoke(inv)
+            if bad:
+                raise FunctionError("bad_request", bad)
+            remaining = inv.timeout_ms / 1000.0 - (now_ns() - inv.t_start) / 1e9
+            timer = threading.Timer(max(0.0, remaining), self.on_deadline, (inv,))
+            timer.daemon = True
+            timer.start()
+            result = self.call(inv)
+        except InvocationTimeout:
+            error = {"type": "timeout", "message": "exceeded %d ms" % inv.timeout_ms}
+            if self.node is not None and inv.runtime == "node":
+                self.node.kill()  # its state is unknown now; restarted on the next JS call
+        except FunctionError as e:
+            error = {"type": e.kind, "message": str(e)}
+        except BaseException as e:  # SystemExit/KeyboardInterrupt from a handler included
+            error = exception_info(e)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if inv.t_end is None:
+                inv.t_end = now_ns()
+            self.current = None
+        self.finish(inv, result, error)
+
+    def call(self, inv):
+        path = handler_path(self.functions_dir, inv.function)
+        if path is None:
+            raise FunctionError("not_found", "no function %r" % inv.function)
+        if path.endswith(".py"):
+            inv.runtime = "python"
+            module = self.load(inv.function, path)
+            handle = getattr(module, "handle", None)
+            if not callable(handle):
+                raise FunctionError("not_found", "%s has no handle(params, ctx)" % path)
+            ctx = Context(self, inv, os.path.dirname(path))
+            t_call = now_ns()
+            out = handle(inv.params, ctx)
+            inv.t_end = now_ns()
+            # Unmarked phases: the call itself is the process phase.
+            if inv.t1 is None:
+                inv.t1 = t_call
+            if inv.t2 is None:
+                inv.t2 = inv.t_end
+            return out
+        inv.runtime = "node"
+        if self.node is None:
+            self.node = NodeRuntime(self)
+        return self.node.invoke(inv, path)
+
+    def load(self, name, path):
+        module = self.modules.get(name)
+        if module is None:
+            modname = "faasnap_fn_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+            spec = importlib.util.spec_from_file_location(modname, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            self.modules[name] = module
+        return module
+
+    def on_deadline(self, inv):
+        """Watchdog: report the timeout now, then interrupt the handler."""
+        with inv.lock:
+            if inv.done:
+                return
+            inv.done = True
+        error = {"type": "timeout", "message": "exceeded %d ms" % inv.timeout_ms}
+        self.send_result(inv, None, error)
+        self.interrupt_for = inv
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+
+    def finish(self, inv, result, error):
+        with inv.lock:
+            if inv.done:
+                return  # the watchdog already answered
+            inv.done = True
+        self.send_result(inv, result, error)
+
+    def send_result(self, inv, result, error):
+        now = now_ns()
+        t_end = inv.t_end if inv.t_end is not None else now
+        t1 = inv.t1 if inv.t1 is not None else t_end
+        t2 = inv.t2 if inv.t2 is not None else max(t1, t_end)
+        timings = {
+            "readMs": max(0, t1 - inv.t_start) / 1e6,
+            "processMs": max(0, t2 - t1) / 1e6,
+            "writeMs": max(0, t_end - t2) / 1e6,
+        }
+        msg = {"id": inv.id, "type": "result", "timings": timings}
+        if error is None:
+            msg["result"] = result
+        else:
+            msg["error"] = error
+        try:
+            self.channel.send(msg)
+            return
+        except (TypeError, ValueError) as e:
+            fallback = {"type": "exception", "message": "result is not JSON-serialisable: %s" % e}
+        except ProtocolError as e:
+            fallback = {"type": "result_too_large", "message": str(e)}
+        except OSError as e:
+            log_local("channel write failed: %s" % e)
+            return
+        msg.pop("result", None)
+        msg["error"] = fallback
+        self.send(msg)
+
+
+def validate_invoke(inv):
+    if not isinstance(inv.function, str) or not FUNCTION_NAME.match(inv.function):
+        return "invalid function name %r" % (inv.function,)
+    t = inv.timeout_ms
+    if not isinstance(t, int) or isinstance(t, bool) or t <= 0:
+        return "timeoutMs must be a positive integer"
+    return None
+
+
+class JsError(Exception):
+    """A JS invocation failed; carries the runtime's error type and the JS stack."""
+
+    def __init__(self, kind, message, stack):
+        super().__init__(str(message or "error"))
+        self.kind = kind if isinstance(kind, str) else "exception"
+        self.stack = stack if isinstance(stack, str) else None
+
+
+def exception_info(e):
+    if isinstance(e, JsError):
+        info = {"type": e.kind, "message": str(e)}
+        if e.stack:
+            info["traceback"] = e.stack
+        return info
+    import traceback
+
+    return {
+        "type": "exception",
+        "message": "%s: %s" % (type(e).__name__, e),
+        "traceback": "".join(traceback.format_exception(type(e), e, e.__traceback__)),
+    }
+
+
+def handler_path(functions_dir, name):
+    if not FUNCTION_NAME.match(name or ""):
+        return None
+    for file in ("handler.py", "handler.js", "handler.mjs"):
+        p = os.path.join(functions_dir, name, file)
+        if os.path.isfile(p):
+            return p
+    return None
+
+
+def find_node():
+    for d in os.environ.get("PATH", "/usr/bin:/bin").split(":"):
+        p = os.path.join(d or ".", "node")
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    return None
+
+
+# ---- Node.js runtime -------------------------------------------------------------------------
+
+
+class NodeRuntime:
+    """A long-lived `node node-runtime.mjs` child, spoken to with the same framing over a
+    socketpair. Started on the first JS invocation; killed (and restarted on the next one) when
+    an invocation times out or the child dies."""
+
+    def __init__(self, agent):
+        self.agent = agent
+        self.proc = None
+        self.sock = None
+        self.decoder = None
+
+    def start(self):
+        import subprocess
+
+        node = find_node()
+        if node is None:
+            raise FunctionError("runtime", "node is not installed")
+        ours, theirs = socket.socketpair()
+        try:
+            self.proc = subprocess.Popen(
+                [node, NODE_RUNTIME, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
+        self.sock = ours
+        self.decoder = FrameDecoder()
+
+    def kill(self):
+        if self.proc is not None:
+            try:
+                self.proc.kill()
+                self.proc.wait()
+            except OSError:
+                pass
+        if self.sock is not None:
+            self.sock.close()
+        self.proc = None
+        self.sock = None
+
+    def send(self, msg):
+        self.sock.sendall(encode_frame(msg))
+
+    def invoke(self, inv, path):
+        if self.proc is None:
+            self.start()
+        self.send(
+            {
+                "id": inv.id,
+                "type": "invoke",
+                "function": inv.function,
+                "path": path,
+                "params": inv.params,
+            }
+        )
+        while True:
+            data = self.sock.recv(1 << 16)
+            if not data:
+                code = self.proc.poll()
+                self.kill()
+                raise FunctionError("runtime", "node runtime exited (status %s)" % code)
+            for msg in self.decoder.feed(data):
+                if isinstance(msg, ProtocolError):
+                    self.kill()
+                    raise FunctionError("runtime", "node runtime: %s" % msg)
+                done = self.handle(inv, msg)
+                if done is not None:
+                    return done[0]
+
+    def handle(self, inv, msg):
+        kind = msg["type"]
+        if kind == "result" and msg["id"] == inv.id:
+            inv.t_end = now_ns()
+            for mark in ("t1", "t2"):
+                v = msg.get(mark + "Ns")
+                if isinstance(v, int) and not isinstance(v, bool):
+                    setattr(inv, mark, v)
+            if msg.get("error") is not None:
+                err = msg["error"]
+                raise JsError(err.get("type"), err.get("message"), err.get("traceback"))
+            return (msg.get("result"),)
+        if kind in ("storage.get", "storage.put"):
+            reply = {"id": msg["id"], "type": "storage.result"}
+            try:
+                req = {"type": kind, "key": msg.get("key")}
+                if kind == "storage.put":
+                    req["value"] = binascii.a2b_base64(msg.get("value") or "")
+                value = self.agent.storage_request(req)
+                if kind == "storage.get":
+                    reply["value"] = None if value is None else b64(value)
+            except (StorageError, ValueError, binascii.Error) as e:
+                reply["error"] = str(e)
+            self.send(reply)
+        elif kind == "log":
+            self.agent.log(msg.get("msg", ""), msg.get("level", "info"), inv.id)
+        return None
+
+
+# ---- main ------------------------------------------------------------------------------------
+
+
+def main(argv):
+    channel_spec = os.environ.get("FAASNAP_AGENT_CHANNEL", DEFAULT_CHANNEL)
+    functions_dir = os.environ.get("FAASNAP_FUNCTIONS_DIR", DEFAULT_FUNCTIONS)
+    args = list(argv)
+    while args:
+        opt = args.pop(0)
+        if opt == "--channel" and args:
+            channel_spec = args.pop(0)
+        elif opt == "--functions" and args:
+            functions_dir = args.pop(0)
+        else:
+            sys.stderr.write(__doc__)
+            return 2
+    channel = Channel.open(channel_spec)
+    agent = Agent(channel, functions_dir)
+    agent.send_ready(0, False)
+    reader = threading.Thread(target=agent.read_loop, name="reader", daemon=True)
+    reader.start()
+    agent.serve()
+    if agent.node is not None:
+        agent.node.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
