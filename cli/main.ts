@@ -4,6 +4,9 @@
 import { Command } from 'commander';
 import { isFaasnapError } from '../common/errors.js';
 import { registerBenchCommands } from './bench.js';
+import { registerDaemonCommands } from './daemon.js';
+import { registerFunctionCommands } from './functions.js';
+import { registerResourceCommands } from './resources.js';
 import { registerSnapshotCommands } from './snapshot.js';
 import { registerVmCommands } from './vm.js';
 
@@ -14,6 +17,9 @@ const program = new Command()
 
 registerSnapshotCommands(program, registerVmCommands(program));
 registerBenchCommands(program);
+registerDaemonCommands(program);
+registerFunctionCommands(program);
+registerResourceCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (isFaasnapError(e)) {

@@ -61,6 +61,38 @@ export const ERRORS = {
     status: 409,
     message: 'loading set does not belong to this snapshot (record it again)',
   },
+  // Daemon API (docs/api.md): requests, resources, lifecycle, limits
+  REQUEST_INVALID: { status: 400, message: 'request does not match the API schema' },
+  ROUTE_NOT_FOUND: { status: 404, message: 'no such route' },
+  INVALID_PARAMS: { status: 400, message: 'invalid function parameters' },
+  FUNCTION_UNKNOWN: { status: 404, message: 'no such function' },
+  FUNCTION_EXISTS: { status: 409, message: 'a function with this name already exists' },
+  FUNCTION_STATE: {
+    status: 409,
+    message: 'operation not allowed in the function lifecycle state',
+  },
+  FUNCTION_NOT_READY: { status: 409, message: 'function has no ready snapshot (deploy it first)' },
+  SNAPSHOT_UNKNOWN: { status: 404, message: 'no such snapshot' },
+  SNAPSHOT_NOT_READY: { status: 409, message: 'snapshot is not complete' },
+  SNAPSHOT_NOT_RECORDED: {
+    status: 409,
+    message: 'snapshot has no recorded working set for this memory mode',
+  },
+  SNAPSHOT_IN_USE: { status: 409, message: 'snapshot is in use' },
+  VM_UNKNOWN: { status: 404, message: 'no such VM' },
+  INVOCATION_UNKNOWN: { status: 404, message: 'no such invocation' },
+  TRACE_UNKNOWN: { status: 404, message: 'no such trace' },
+  OBJECT_UNKNOWN: { status: 404, message: 'no such object in the object store' },
+  RUNTIME_UNAVAILABLE: {
+    status: 501,
+    message: 'this function runtime is not available yet (its guest is not built)',
+  },
+  MODE_UNSUPPORTED: { status: 422, message: 'memory mode not supported for this function' },
+  RESOURCE_LIMIT: { status: 429, message: 'resource limit reached' },
+  OBJECT_STORE_UNAVAILABLE: { status: 503, message: 'the object store (Redis) is not available' },
+  DAEMON_RESTARTED: { status: 503, message: 'the daemon restarted while this operation ran' },
+  DAEMON_UNREACHABLE: { status: 503, message: 'cannot reach the faasnap daemon' },
+  DAEMON_INTERNAL: { status: 500, message: 'internal daemon error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(gcc g++ make python3 binutils)
+# Toolchain for the addon and micro-guests; redis-server for the daemon's object store;
+# debootstrap/e2fsprogs/libc6-dev for the guest root filesystem (static init).
+DEBIAN_PACKAGES=(gcc g++ make python3 binutils libc6-dev redis-server debootstrap e2fsprogs)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
@@ -18,6 +20,9 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# better-sqlite3 is compiled with node-gyp: its prebuilt binaries live outside the npm registry.
+export npm_config_build_from_source=true
 
 # npm ci when node_modules is missing or older than the lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

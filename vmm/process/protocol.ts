@@ -45,6 +45,25 @@ export const ActionSchema = Type.Union([
     gpa: Type.Integer({ minimum: 0 }),
     data: Type.Uint8Array({ maxByteLength: 16 << 20 }),
   }),
+  /**
+   * Records a snapshot's working set (FaaSnap loading set or REAP pages) by running it once
+   * with `input` placed into guest RAM; the VM lives only for the recording.
+   */
+  Type.Object({
+    id: Type.Integer(),
+    type: Type.Union([Type.Literal('record-faasnap'), Type.Literal('record-reap')]),
+    snapshotDir: Type.String({ minLength: 1 }),
+    input: Type.Optional(
+      Type.Object({
+        gpa: Type.Integer({ minimum: 0 }),
+        data: Type.Uint8Array({ maxByteLength: 16 << 20 }),
+      }),
+    ),
+    timeoutMs: Type.Integer({ minimum: 1 }),
+    mincoreSize: Type.Optional(Type.Integer({ minimum: 1 })),
+    intervalMs: Type.Optional(Type.Integer({ minimum: 1 })),
+    intervalThreshold: Type.Optional(Type.Integer({ minimum: 0 })),
+  }),
   /** Resource usage of the VMM process: faults, bytes read from storage, loader progress. */
   Type.Object({ id: Type.Integer(), type: Type.Literal('stats') }),
   Type.Object({ id: Type.Integer(), type: Type.Literal('stop') }),

@@ -8,6 +8,7 @@ import { FaasnapError } from '../../common/errors.js';
 import { createMicroVm } from '../../guest/micro/launch.js';
 import { Kvm } from '../kvm/system.js';
 import { validateState } from '../persist.js';
+import { recordFaasnap, recordReap } from '../snapshot/record.js';
 import { createSnapshot, restoreSnapshot } from '../snapshot/snapshot.js';
 import { Vm } from '../vm.js';
 import { ActionSchema, type Action, type Event, type Reply, type VmmStats } from './protocol.js';
@@ -96,6 +97,36 @@ async function dispatch(a: Action): Promise<unknown> {
         throw new FaasnapError('INVALID_VM_STATE', 'write-memory needs a paused VM');
       current().memory.write(a.gpa, a.data);
       return null;
+    case 'record-faasnap':
+    case 'record-reap': {
+      // The recording VM is private to the action; a process serves one VM, so none may exist.
+      if (vm) throw new FaasnapError('INVALID_VM_STATE', 'this VMM process already runs a VM');
+      const input = a.input;
+      const prepare = (v: Vm): void => {
+        if (input) v.memory.write(input.gpa, input.data);
+      };
+      const run = async (v: Vm): Promise<void> => {
+        await v.runToCompletion(a.timeoutMs);
+      };
+      if (a.type === 'record-reap') {
+        const r = await recordReap(a.snapshotDir, run, { kvm, prepare });
+        return { pages: r.pages, recordMs: r.recordMs };
+      }
+      const r = await recordFaasnap(a.snapshotDir, run, {
+        kvm,
+        prepare,
+        mincoreSize: a.mincoreSize,
+        intervalMs: a.intervalMs,
+        intervalThreshold: a.intervalThreshold,
+      });
+      return {
+        workingSetPages: r.workingSetPages,
+        scans: r.scans,
+        recordMs: r.recordMs,
+        loadingSetBytes: r.manifest.file.size,
+        regions: r.manifest.regions.length,
+      };
+    }
     case 'stats':
       return stats();
     case 'stop':

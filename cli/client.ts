@@ -1,0 +1,90 @@
+// HTTP client of the CLI commands that talk to the daemon. The daemon's URL comes from --url,
+// FAASNAP_URL, or the daemon.json the running daemon wrote into its data dir.
+
+import { existsSync, readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { ERRORS, FaasnapError, type ErrorCode } from '../common/errors.js';
+import { DEFAULT_PORT, defaultDataDir } from '../daemon/config.js';
+import { daemonInfoPath } from '../daemon/server.js';
+
+export interface ClientOptions {
+  url?: string;
+  json?: boolean;
+}
+
+export function daemonUrl(o: ClientOptions): string {
+  if (o.url) return o.url.replace(/\/$/, '');
+  if (process.env.FAASNAP_URL) return process.env.FAASNAP_URL.replace(/\/$/, '');
+  const info = daemonInfoPath(defaultDataDir());
+  if (existsSync(info)) {
+    try {
+      return (JSON.parse(readFileSync(info, 'utf8')) as { url: string }).url;
+    } catch {
+      // fall through to the default
+    }
+  }
+  return `http://127.0.0.1:${DEFAULT_PORT}`;
+}
+
+/** Adds --url and --json to a command. */
+export function clientOptions(c: Command): Command {
+  return c
+    .option('--url <url>', 'daemon URL (default: FAASNAP_URL or the running daemon)')
+    .option('--json', 'print JSON');
+}
+
+export async function api<T = unknown>(
+  o: ClientOptions,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<T> {
+  const url = daemonUrl(o);
+  const init: RequestInit = { method };
+  if (Buffer.isBuffer(body)) {
+    init.body = body;
+    init.headers = { 'content-type': 'application/octet-stream' };
+  } else if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers = { 'content-type': 'application/json' };
+  }
+  let r: Response;
+  try {
+    r = await fetch(url + path, init);
+  } catch (e) {
+    throw new FaasnapError(
+      'DAEMON_UNREACHABLE',
+      `${url}: ${(e as Error).cause ?? (e as Error).message} (start it with: faasnap daemon)`,
+    );
+  }
+  const text = await r.text();
+  const parsed: unknown =
+    (r.headers.get('content-type') ?? '').includes('json') && text ? JSON.parse(text) : text;
+  if (r.status >= 400) {
+    const b = parsed as { code?: string; message?: string; details?: Record<string, unknown> };
+    const code = (b?.code && b.code in ERRORS ? b.code : 'DAEMON_INTERNAL') as ErrorCode;
+    const e = new FaasnapError(code, undefined, b?.details ?? {});
+    e.message = b?.message ?? text;
+    throw e;
+  }
+  return parsed as T;
+}
+
+/** Prints JSON with --json, else the human rendering. */
+export function output(o: ClientOptions, value: unknown, human: () => string): void {
+  console.log(o.json ? JSON.stringify(value, null, 2) : human());
+}
+
+/** Left-aligned columns. */
+export function table(rows: string[][]): string {
+  if (rows.length === 0) return '';
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}

@@ -1,0 +1,86 @@
+// `faasnap daemon`: runs the HTTP daemon in the foreground until SIGINT/SIGTERM;
+// `faasnap status`: asks a running daemon how it is.
+
+import type { Command } from 'commander';
+import { createDaemon } from '../daemon/server.js';
+import { api, clientOptions, output } from './client.js';
+import { intOption } from './options.js';
+
+interface DaemonOptions {
+  host: string;
+  port: number;
+  dataDir?: string;
+  poolSize: number;
+  maxVms: number;
+  maxMemory: number;
+  redisUrl?: string;
+  redisPassword?: string;
+  otlpUrl?: string;
+  logLevel: string;
+}
+
+export function registerDaemonCommands(program: Command): void {
+  program
+    .command('daemon')
+    .description('run the faasnap daemon (HTTP API on loopback) in the foreground')
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--port <n>', 'port (0: any free port)', intOption(0, 65535), 8720)
+    .option('--data-dir <dir>', 'data directory (default: $FAASNAP_HOME or ~/.local/share/faasnap)')
+    .option('--pool-size <n>', 'idle VMM processes kept ready', intOption(0, 64), 2)
+    .option('--max-vms <n>', 'live VMs at once', intOption(1, 4096), 8)
+    .option('--max-memory <MiB>', 'guest memory of all live VMs', intOption(8, 1 << 24), 8192)
+    .option('--redis-url <url>', 'use this Redis instead of starting a local redis-server')
+    .option('--redis-password <pw>', 'password of the external Redis')
+    .option(
+      '--otlp-url <url>',
+      'export traces over OTLP/HTTP to this endpoint (also FAASNAP_OTLP_URL)',
+    )
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, silent', 'info')
+    .action(async (o: DaemonOptions) => {
+      const daemon = await createDaemon({
+        host: o.host,
+        port: o.port,
+        dataDir: o.dataDir,
+        poolSize: o.poolSize,
+        maxVms: o.maxVms,
+        maxMemoryMiB: o.maxMemory,
+        redis: o.redisUrl ? { url: o.redisUrl, password: o.redisPassword, managed: false } : {},
+        otlpUrl: o.otlpUrl,
+        logLevel: o.logLevel as never,
+      });
+      const url = await daemon.listen();
+      console.error(
+        `faasnap daemon listening on ${url} (data ${daemon.config.dataDir}, objects ${daemon.ctx.objects.url})`,
+      );
+      let closing = false;
+      const stop = (): void => {
+        if (closing) return;
+        closing = true;
+        void daemon.close().then(() => process.exit(0));
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+
+  clientOptions(program.command('status').description('health of the running daemon')).action(
+    async (o: { url?: string; json?: boolean }) => {
+      const h = await api<{
+        version: string;
+        uptimeS: number;
+        pool: { size: number; idle: number };
+        vms: number;
+        redis: string;
+        runtimes: Record<string, boolean>;
+      }>(o, 'GET', '/healthz');
+      output(o, h, () =>
+        [
+          `daemon ${h.version}, up ${h.uptimeS.toFixed(0)} s`,
+          `VMM pool ${h.pool.idle}/${h.pool.size} idle, ${h.vms} live VMs, object store ${h.redis}`,
+          `runtimes: ${Object.entries(h.runtimes)
+            .map(([k, v]) => `${k}${v ? '' : ' (unavailable)'}`)
+            .join(', ')}`,
+        ].join('\n'),
+      );
+    },
+  );
+}

@@ -1,0 +1,94 @@
+// The HTTP layer: a fastify instance with TypeBox schemas on every route (request validation,
+// response serialisation, the OpenAPI document via @fastify/swagger) and one error mapping:
+// every error leaves as { code, message, details } with the registry's status.
+
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { ERRORS, FaasnapError, isFaasnapError } from '../common/errors.js';
+import type { DaemonContext } from './context.js';
+import { functionRoutes } from './routes/functions.js';
+import { invocationRoutes } from './routes/invocations.js';
+import { objectRoutes } from './routes/objects.js';
+import { snapshotRoutes } from './routes/snapshots.js';
+import { systemRoutes } from './routes/system.js';
+import { vmRoutes } from './routes/vms.js';
+import { ErrorBody } from './schemas.js';
+
+export const API_VERSION = '0.1.0';
+
+export interface ApiOptions {
+  logger: boolean | { level: string };
+}
+
+export async function buildApi(ctx: DaemonContext, opts: ApiOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger,
+    // Unknown body properties are errors, not silently dropped; defaults are filled in.
+    ajv: {
+      customOptions: {
+        removeAdditional: false,
+        useDefaults: true,
+        coerceTypes: 'array',
+        allErrors: false,
+      },
+    },
+    bodyLimit: 4 << 20,
+  });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'faasnap daemon API',
+        version: API_VERSION,
+        description:
+          'Functions in KVM microVMs started from snapshots (FaaSnap). Errors: every 4xx/5xx has the Error body with a registry code (docs/errors.md).',
+      },
+      servers: [{ url: 'http://127.0.0.1:8720' }],
+      tags: ['functions', 'invocations', 'snapshots', 'vms', 'objects', 'system'].map((name) => ({
+        name,
+      })),
+    },
+    refResolver: { buildLocalReference: (json, _base, _frag, i) => String(json.$id ?? `def-${i}`) },
+  });
+  app.addSchema(ErrorBody);
+
+  app.setErrorHandler((err: FastifyError | FaasnapError | Error, req, reply) => {
+    let e: FaasnapError;
+    if (isFaasnapError(err)) e = err;
+    else if ((err as FastifyError).validation) {
+      e = new FaasnapError('REQUEST_INVALID', err.message, {
+        context: (err as FastifyError).validationContext,
+      });
+    } else if (
+      typeof (err as FastifyError).statusCode === 'number' &&
+      (err as FastifyError).statusCode! < 500
+    ) {
+      // fastify's own client errors: bad JSON, wrong content type, body too large
+      e = new FaasnapError('REQUEST_INVALID', err.message, {
+        fastifyCode: (err as FastifyError).code,
+      });
+      e.details.status = (err as FastifyError).statusCode;
+    } else {
+      req.log.error({ err }, 'internal error');
+      e = new FaasnapError('DAEMON_INTERNAL', err.message);
+    }
+    const status =
+      typeof e.details.status === 'number' && e.code === 'REQUEST_INVALID'
+        ? e.details.status
+        : ERRORS[e.code].status;
+    void reply.code(status).send(e.toJSON());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply
+      .code(404)
+      .send(new FaasnapError('ROUTE_NOT_FOUND', `${req.method} ${req.url}`).toJSON());
+  });
+
+  functionRoutes(app, ctx);
+  snapshotRoutes(app, ctx);
+  vmRoutes(app, ctx);
+  invocationRoutes(app, ctx);
+  objectRoutes(app, ctx);
+  systemRoutes(app, ctx);
+  return app;
+}

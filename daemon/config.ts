@@ -1,0 +1,84 @@
+// Daemon configuration: defaults, environment overrides and the derived paths of the data dir.
+// Everything the daemon writes lives under `dataDir` (SQLite database, snapshots, Redis data).
+
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { FaasnapError } from '../common/errors.js';
+
+export interface RedisConfig {
+  /** An external server (redis://host:port/db); when absent the daemon starts its own. */
+  url?: string;
+  password?: string;
+  /** Start a local redis-server (default when no url is given). */
+  managed: boolean;
+  /** The redis-server binary for the managed server. */
+  binary: string;
+}
+
+export interface DaemonConfig {
+  host: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  dataDir: string;
+  /** Started, idle VMM processes kept ready. */
+  poolSize: number;
+  /** Live VMs at once (invocations, booted VMs, recordings). */
+  maxVms: number;
+  /** Sum of the guest memory of live VMs, MiB. */
+  maxMemoryMiB: number;
+  redis: RedisConfig;
+  /** OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318/v1/traces); traces are always kept locally. */
+  otlpUrl?: string;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export type DaemonConfigInput = Partial<Omit<DaemonConfig, 'redis'>> & {
+  redis?: Partial<RedisConfig>;
+};
+
+export const DEFAULT_PORT = 8720;
+
+/** `${FAASNAP_HOME:-$HOME/.local/share/faasnap}` */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.FAASNAP_HOME || join(homedir(), '.local', 'share', 'faasnap');
+}
+
+export function resolveConfig(
+  input: DaemonConfigInput = {},
+  env: NodeJS.ProcessEnv = process.env,
+): DaemonConfig {
+  const redisUrl = input.redis?.url ?? env.FAASNAP_REDIS_URL;
+  const c: DaemonConfig = {
+    host: input.host ?? '127.0.0.1',
+    port: input.port ?? DEFAULT_PORT,
+    dataDir: resolve(input.dataDir ?? defaultDataDir(env)),
+    poolSize: input.poolSize ?? 2,
+    maxVms: input.maxVms ?? 8,
+    maxMemoryMiB: input.maxMemoryMiB ?? 8192,
+    redis: {
+      url: redisUrl,
+      password: input.redis?.password ?? env.FAASNAP_REDIS_PASSWORD,
+      managed: input.redis?.managed ?? !redisUrl,
+      binary: input.redis?.binary ?? 'redis-server',
+    },
+    otlpUrl: input.otlpUrl ?? env.FAASNAP_OTLP_URL,
+    logLevel: input.logLevel ?? 'info',
+  };
+  const int = (v: number, min: number, max: number, what: string): void => {
+    if (!Number.isInteger(v) || v < min || v > max)
+      throw new FaasnapError('INVALID_VM_CONFIG', `${what} must be an integer in ${min}..${max}`);
+  };
+  int(c.port, 0, 65535, 'port');
+  int(c.poolSize, 0, 64, 'poolSize');
+  int(c.maxVms, 1, 4096, 'maxVms');
+  int(c.maxMemoryMiB, 8, 1 << 24, 'maxMemoryMiB');
+  return c;
+}
+
+export function dataPaths(dataDir: string) {
+  return {
+    db: join(dataDir, 'faasnap.db'),
+    snapshots: join(dataDir, 'snapshots'),
+    redis: join(dataDir, 'redis'),
+  };
+}

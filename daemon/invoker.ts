@@ -1,0 +1,189 @@
+// One invocation: check the request, reserve a VM, restore the snapshot in the requested memory
+// mode in a pooled VMM process, place the input, resume, let the function finish, tear the VM
+// down. Every phase is a trace span, a phase timing and a metric sample; the history row is
+// written when the invocation starts and completed when it ends.
+//
+// Failure semantics: a function error or timeout is an outcome (HTTP 200, error payload, VM
+// discarded); a restore failure, a VMM crash or a resource limit is an API error with its
+// registry code; nothing (VMM process, capacity) is leaked on any path.
+
+import { randomBytes } from 'node:crypto';
+import { FaasnapError, isFaasnapError } from '../common/errors.js';
+import type { PhaseTiming } from '../common/phases.js';
+import type { VmmStats } from '../vmm/process/protocol.js';
+import { loadPageCache } from '../vmm/snapshot/memory-dump.js';
+import { snapshotPaths } from '../vmm/snapshot/snapshot.js';
+import type { Metrics } from './metrics.js';
+import type { ObjectStore } from './redis.js';
+import { requireAvailable, runtimeFor, type Runtimes } from './runtime/index.js';
+import type { InvokeOutcome } from './runtime/runtime.js';
+import type { InvocationT, InvokeMode, InvokeRequestT, SnapshotT } from './schemas.js';
+import { errorBody, type Snapshots } from './snapshots.js';
+import type { Store } from './store/index.js';
+import type { Traces } from './traces.js';
+import type { VmManager } from './vms.js';
+
+/** VMM-side restore phases and the trace names they get. */
+const RESTORE_PHASES: Record<string, string> = {
+  'restore:read-state': 'state-load',
+  'restore:restore-vm': 'vm-restore',
+  'restore:memory': 'memory-mapping',
+};
+
+export interface InvokerDeps {
+  store: Store;
+  vms: VmManager;
+  snapshots: Snapshots;
+  runtimes: Runtimes;
+  traces: Traces;
+  metrics: Metrics;
+  objects: ObjectStore;
+}
+
+export function needsRecording(mode: InvokeMode, s: SnapshotT): boolean {
+  if (mode === 'reap') return !s.recorded.reap;
+  if (mode.startsWith('faasnap')) return !s.recorded.faasnap;
+  return false;
+}
+
+export class Invoker {
+  constructor(private readonly d: InvokerDeps) {}
+
+  async invoke(fnName: string, req: InvokeRequestT): Promise<InvocationT> {
+    const { store, vms, snapshots, metrics } = this.d;
+    const fn = store.functions.get(fnName);
+    const runtime = runtimeFor(this.d.runtimes, fn.runtime);
+    const mode = req.mode ?? fn.defaultMode;
+    requireAvailable(runtime);
+    // warm (a kept-alive VM) needs a guest that serves more than one invocation: agent runtimes.
+    if (mode === 'warm' || !runtime.supportsMode(mode))
+      throw new FaasnapError(
+        'MODE_UNSUPPORTED',
+        `${fn.runtime} functions cannot run in ${mode} mode`,
+        { mode },
+      );
+    const snapId = req.snapshot ?? fn.readySnapshot;
+    if (!snapId)
+      throw new FaasnapError('FUNCTION_NOT_READY', `${fn.name} is ${fn.state}`, {
+        state: fn.state,
+      });
+    const snap = snapshots.complete(snapId);
+    if (snap.function !== fn.name)
+      throw new FaasnapError('SNAPSHOT_UNKNOWN', `${snapId} is not a snapshot of ${fn.name}`, {
+        id: snapId,
+      });
+    if (needsRecording(mode, snap))
+      throw new FaasnapError(
+        'SNAPSHOT_NOT_RECORDED',
+        `${snapId} has no ${mode === 'reap' ? 'REAP' : 'FaaSnap'} working set`,
+        { mode },
+      );
+    const params = req.params ?? {};
+    const input = await runtime.prepareInput(fn, params, {
+      getObject: (k) => this.d.objects.get(k),
+    });
+    const timeoutMs = req.timeoutMs ?? fn.timeoutMs;
+
+    const id = `inv-${randomBytes(8).toString('hex')}`;
+    const rec = this.d.traces.start('invocation', {
+      'faasnap.invocation': id,
+      'faasnap.function': fn.name,
+      'faasnap.mode': mode,
+      'faasnap.snapshot': snapId,
+    });
+    store.invocations.start({
+      id,
+      function: fn.name,
+      snapshot: snapId,
+      mode,
+      params,
+      traceId: rec.traceId,
+    });
+
+    let outcome: InvokeOutcome | undefined;
+    let apiError: unknown;
+    try {
+      await snapshots.use(snapId, async () => {
+        const vm = await rec.phase('pool-take', () =>
+          vms.acquire({
+            function: fn.name,
+            memoryMiB: fn.memoryMiB,
+            vcpus: fn.vcpus,
+            purpose: 'invocation',
+            invocation: id,
+          }),
+        );
+        store.invocations.setVm(id, vm.info.id);
+        const vmm = vm.vmm!;
+        try {
+          if (mode === 'cached')
+            await rec.phase('page-cache-load', async () =>
+              loadPageCache(snapshotPaths(snap.dir).memoryFile),
+            );
+          const restoreStart = performance.now();
+          let restored: { phases: PhaseTiming[] };
+          try {
+            restored = await rec.phase('restore', () =>
+              vmm.call<{ phases: PhaseTiming[] }>({ type: 'restore', snapshotDir: snap.dir, mode }),
+            );
+          } catch (e) {
+            metrics.restoreFailures.inc({
+              mode,
+              code: isFaasnapError(e) ? e.code : 'DAEMON_INTERNAL',
+            });
+            throw e;
+          }
+          // The VMM's own restore phases, placed on the daemon's clock at the restore call.
+          const base = restored.phases.find((p) => p.name in RESTORE_PHASES)?.startMs ?? 0;
+          for (const p of restored.phases) {
+            const name = RESTORE_PHASES[p.name];
+            if (name) rec.record(name, restoreStart + (p.startMs - base), p.durationMs);
+          }
+          vms.setState(vm.info.id, 'running');
+          outcome = await runtime.run(vmm, fn, input, timeoutMs, rec);
+          const stats = await vmm.call<VmmStats>({ type: 'stats' }).catch(() => undefined);
+          if (stats?.prefetch)
+            rec.record('loader-progress', restoreStart, stats.prefetch.ms, {
+              bytes: stats.prefetch.bytes,
+              cancelled: stats.prefetch.cancelled,
+            });
+          if (stats) {
+            rec.root.setAttribute('faasnap.vmm.major_faults', stats.majorFaults);
+            rec.root.setAttribute('faasnap.vmm.read_bytes', stats.readBytes);
+          }
+        } finally {
+          await rec.phase('teardown', () => vms.release(vm.info.id));
+        }
+      });
+    } catch (e) {
+      apiError = e;
+      if (isFaasnapError(e, 'VMM_CRASHED')) metrics.vmmCrashes.inc();
+    }
+
+    const durationMs = rec.elapsedMs();
+    const error =
+      apiError !== undefined ? errorBody(apiError) : outcome && !outcome.ok ? outcome.error : null;
+    rec.end(error ?? undefined);
+    const row = store.invocations.finish(id, {
+      status: error ? 'failed' : 'succeeded',
+      result: outcome?.ok ? outcome.result : null,
+      error,
+      phases: rec.phases,
+      durationMs,
+    });
+    metrics.invocations.inc({ function: fn.name, mode, status: apiError ? 'error' : row.status });
+    if (!apiError) {
+      metrics.latency.observe({ mode }, durationMs / 1000);
+      for (const p of rec.phases)
+        metrics.phase.observe({ mode, phase: p.name }, p.durationMs / 1000);
+    }
+    if (apiError !== undefined) {
+      if (isFaasnapError(apiError)) {
+        apiError.details.invocation = id;
+        apiError.details.traceId = rec.traceId;
+      }
+      throw apiError;
+    }
+    return row;
+  }
+}

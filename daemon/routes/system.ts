@@ -1,0 +1,48 @@
+// /healthz, /metrics, /openapi.json and /docs.
+
+import type { FastifyInstance } from 'fastify';
+import type { DaemonContext } from '../context.js';
+import { docsPage } from '../docs-page.js';
+import { Health } from '../schemas.js';
+
+export function systemRoutes(app: FastifyInstance, ctx: DaemonContext): void {
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['system'],
+        summary: 'Liveness and a summary of the daemon',
+        response: { 200: Health },
+      },
+    },
+    async () => ({
+      status: 'ok' as const,
+      version: ctx.version,
+      uptimeS: (Date.now() - ctx.startedAt) / 1000,
+      pool: { size: ctx.vms.pool.size, idle: ctx.vms.pool.idleCount },
+      vms: ctx.vms.count,
+      redis: ctx.objects.up ? ('up' as const) : ('down' as const),
+      runtimes: Object.fromEntries(Object.entries(ctx.runtimes).map(([k, r]) => [k, r.available])),
+    }),
+  );
+
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['system'],
+        summary: 'Prometheus metrics (text exposition format)',
+        response: { 200: { type: 'string', description: 'text/plain; version=0.0.4' } },
+      },
+    },
+    async (_req, reply) => {
+      const text = await ctx.metrics.registry.metrics();
+      return reply.type(ctx.metrics.registry.contentType).send(text);
+    },
+  );
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/docs', { schema: { hide: true } }, async (_req, reply) =>
+    reply.type('text/html; charset=utf-8').send(docsPage(app.swagger() as never)),
+  );
+}

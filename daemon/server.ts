@@ -1,0 +1,138 @@
+// The daemon's one public entry point: createDaemon(config) builds every service (SQLite store,
+// VMM pool, object store, traces, metrics, lifecycle, deploy chain, invoker) and the HTTP API;
+// listen() recovers state left by a previous process, fills the pool and starts serving;
+// close() stops everything it started (VMM processes, redis-server, the database).
+
+import { writeFileSync, rmSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApi, API_VERSION } from './api.js';
+import { dataPaths, resolveConfig, type DaemonConfig, type DaemonConfigInput } from './config.js';
+import type { DaemonContext } from './context.js';
+import { Deployer } from './deploy.js';
+import { Invoker } from './invoker.js';
+import { Lifecycle, TRANSIENT } from './lifecycle.js';
+import { Metrics } from './metrics.js';
+import { ObjectStore } from './redis.js';
+import { defaultRuntimes, type Runtimes } from './runtime/index.js';
+import { Snapshots } from './snapshots.js';
+import { Store } from './store/index.js';
+import { Traces } from './traces.js';
+import { VmManager } from './vms.js';
+
+export interface Daemon {
+  readonly config: DaemonConfig;
+  readonly app: FastifyInstance;
+  readonly ctx: DaemonContext;
+  /** Base URL once listening, e.g. http://127.0.0.1:8720 */
+  url: string;
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface DaemonOptions {
+  /** Replace runtimes (tests). */
+  runtimes?: Runtimes;
+}
+
+/** The file that tells CLI commands where the daemon listens. */
+export function daemonInfoPath(dataDir: string): string {
+  return join(dataDir, 'daemon.json');
+}
+
+export async function createDaemon(
+  input: DaemonConfigInput = {},
+  opts: DaemonOptions = {},
+): Promise<Daemon> {
+  const config = resolveConfig(input);
+  const paths = dataPaths(config.dataDir);
+  mkdirSync(config.dataDir, { recursive: true });
+  const store = Store.open(paths.db);
+  const vms = new VmManager(config.poolSize, config);
+  const runtimes = opts.runtimes ?? defaultRuntimes();
+  const metrics = new Metrics({
+    poolSize: config.poolSize,
+    poolIdle: () => vms.pool.idleCount,
+    vms: () => vms.count,
+  });
+  const traces = new Traces(store.spans, config.otlpUrl);
+  const objects = new ObjectStore(config.redis, paths.redis);
+  const snapshots = new Snapshots(store.snapshots, paths.snapshots);
+  const lifecycle = new Lifecycle(store.functions);
+  const base = { store, vms, snapshots, runtimes, traces, metrics, objects };
+  const ctx: DaemonContext = {
+    ...base,
+    config,
+    lifecycle,
+    invoker: new Invoker(base),
+    deployer: new Deployer({ ...base, lifecycle }),
+    startedAt: Date.now(),
+    version: API_VERSION,
+  };
+  const app = await buildApi(ctx, {
+    logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
+  });
+
+  let listening = false;
+  const daemon: Daemon = {
+    config,
+    app,
+    ctx,
+    url: '',
+    async listen() {
+      await recover(ctx, app.log);
+      await objects.start();
+      await vms.pool.fill();
+      await app.listen({ host: config.host, port: config.port });
+      listening = true;
+      const addr = app.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : config.port;
+      daemon.url = `http://${config.host}:${port}`;
+      writeFileSync(
+        daemonInfoPath(config.dataDir),
+        JSON.stringify({ url: daemon.url, pid: process.pid, redis: objects.url }) + '\n',
+      );
+      return daemon.url;
+    },
+    async close() {
+      lifecycle.close();
+      await app.close();
+      await ctx.deployer.settle();
+      await vms.close();
+      await objects.close();
+      await traces.close();
+      store.close();
+      if (listening) rmSync(daemonInfoPath(config.dataDir), { force: true });
+    },
+  };
+  return daemon;
+}
+
+/**
+ * Start-up recovery after a crash or SIGKILL: half-created snapshots are cleaned (complete ones
+ * kept), deploys that were running are failed (redeploy to continue), invocations that were
+ * running are marked failed. Committed rows are never lost (SQLite, synchronous=FULL).
+ */
+async function recover(ctx: DaemonContext, log: FastifyInstance['log']): Promise<void> {
+  const r = await ctx.snapshots.recover();
+  const restarted = { code: 'DAEMON_RESTARTED', message: 'the daemon restarted while this ran' };
+  for (const f of ctx.store.functions.list()) {
+    if (TRANSIENT.includes(f.state))
+      ctx.lifecycle.transition(f.name, 'failed', { error: restarted });
+    else if (
+      f.state === 'ready' &&
+      f.readySnapshot &&
+      ctx.store.snapshots.find(f.readySnapshot)?.status !== 'complete'
+    )
+      ctx.store.functions.setState(f.name, 'failed', {
+        error: { code: 'SNAPSHOT_MISSING', message: `ready snapshot ${f.readySnapshot} is gone` },
+        readySnapshot: null,
+      });
+  }
+  const inv = ctx.store.invocations.failRunning(restarted);
+  if (r.cleaned + r.completed + r.missing + r.orphans + inv > 0)
+    log.warn(
+      { snapshots: r, invocations: inv },
+      'recovered state left by a previous daemon process',
+    );
+}

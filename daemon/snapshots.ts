@@ -1,0 +1,228 @@
+// Snapshot directories under <dataDir>/snapshots/<id>: create from a paused VM, copy, page-cache
+// state, inspect, delete, and start-up recovery. A directory is complete only when its state
+// file exists (the VMM writes it last, atomically); anything else is a half-created snapshot
+// that recovery deletes and that is never served.
+
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFile, mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FaasnapError, isFaasnapError } from '../common/errors.js';
+import { readLoadingSetManifest } from '../loader/loading-set-file.js';
+import { readReapManifest } from '../loader/reap.js';
+import { scanFile } from '../loader/regions.js';
+import type { VmmProcess } from '../vmm/process/client.js';
+import { dropPageCache, loadPageCache, residentFraction } from '../vmm/snapshot/memory-dump.js';
+import { STATE_FILE, snapshotPaths } from '../vmm/snapshot/snapshot.js';
+import { readStateFile } from '../vmm/snapshot/state-file.js';
+import type { SnapshotInspectT, SnapshotT } from './schemas.js';
+import type { SnapshotStore } from './store/snapshots.js';
+
+export function errorBody(e: unknown): { code: string; message: string } {
+  return isFaasnapError(e)
+    ? { code: e.code, message: e.message }
+    : { code: 'DAEMON_INTERNAL', message: e instanceof Error ? e.message : String(e) };
+}
+
+export class Snapshots {
+  /** Invocations and recordings using a snapshot right now (deleting it is refused). */
+  private readonly users = new Map<string, number>();
+
+  constructor(
+    private readonly store: SnapshotStore,
+    readonly root: string,
+  ) {}
+
+  dirOf(id: string): string {
+    return join(this.root, id);
+  }
+
+  newId(): string {
+    return `snap-${randomBytes(6).toString('hex')}`;
+  }
+
+  /** Snapshots the paused VM in `vmm` into a new directory; the row is complete only afterwards. */
+  async createFromVm(fn: string, vmm: VmmProcess): Promise<SnapshotT> {
+    const id = this.newId();
+    const dir = this.dirOf(id);
+    this.store.insert({ id, function: fn, kind: 'base', dir });
+    try {
+      const info = await vmm.call<{ memoryBytes: number }>({ type: 'snapshot', dir });
+      return this.store.update(id, { status: 'complete', memoryBytes: info.memoryBytes });
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true });
+      this.store.update(id, { status: 'failed', error: errorBody(e) });
+      throw e;
+    }
+  }
+
+  /** A complete snapshot, or SNAPSHOT_UNKNOWN / SNAPSHOT_NOT_READY. */
+  complete(id: string): SnapshotT {
+    const s = this.store.get(id);
+    if (s.status !== 'complete')
+      throw new FaasnapError('SNAPSHOT_NOT_READY', `${id} is ${s.status}`, {
+        id,
+        status: s.status,
+      });
+    return s;
+  }
+
+  /** Copies every file; the state file last, so a crash mid-copy leaves an incomplete copy. */
+  async copy(id: string): Promise<SnapshotT> {
+    const src = this.complete(id);
+    const nid = this.newId();
+    const dir = this.dirOf(nid);
+    this.store.insert({ id: nid, function: src.function, kind: 'copy', source: id, dir });
+    try {
+      await copyTree(src.dir, dir, STATE_FILE);
+      await copyFile(join(src.dir, STATE_FILE), join(dir, STATE_FILE));
+      return this.store.update(nid, {
+        status: 'complete',
+        memoryBytes: src.memoryBytes,
+        recorded: src.recorded,
+      });
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true });
+      this.store.update(nid, { status: 'failed', error: errorBody(e) });
+      throw new FaasnapError('SNAPSHOT_IO', `copy of ${id}: ${errorBody(e).message}`);
+    }
+  }
+
+  setCacheState(id: string, state: 'dropped' | 'loaded'): SnapshotT {
+    const s = this.complete(id);
+    const p = snapshotPaths(s.dir);
+    const files = [p.memoryFile, p.loadingSetFile].filter((f) => existsSync(f));
+    for (const f of files) (state === 'loaded' ? loadPageCache : dropPageCache)(f);
+    return this.store.update(id, { cacheState: state });
+  }
+
+  async inspect(id: string): Promise<SnapshotInspectT> {
+    const s = this.complete(id);
+    const p = snapshotPaths(s.dir);
+    const state = await readStateFile(p.stateFile);
+    const scan = await scanFile(p.memoryFile);
+    const ls = existsSync(p.loadingSetManifest)
+      ? await readLoadingSetManifest(p.loadingSetManifest)
+      : undefined;
+    const reap = await readReapManifest(p.reapDir);
+    const groups = new Map<number, number>();
+    for (const r of ls?.regions ?? []) groups.set(r.group, (groups.get(r.group) ?? 0) + r.length);
+    return {
+      id,
+      cpuTemplate: state.cpuTemplate,
+      config: state.config as Record<string, unknown>,
+      checksum: state.checksum,
+      memoryBytes: state.memory.size,
+      nonZero: {
+        bytes: scan.regions.reduce((n, r) => n + r.length, 0),
+        regions: scan.regions.length,
+      },
+      residentFraction: residentFraction(p.memoryFile, state.memory.size),
+      loadingSet: ls
+        ? {
+            bytes: ls.file.size,
+            regions: ls.regions.length,
+            scans: ls.recording.scans,
+            groups: [...groups.entries()]
+              .sort((a, b) => a[0] - b[0])
+              .map(([group, bytes]) => ({ group, bytes })),
+          }
+        : null,
+      reap: reap ? { pages: reap.pages.length, bytes: reap.pages.length * 4096 } : null,
+    };
+  }
+
+  /** Marks `id` as in use while `fn` runs (delete waits for no one: it is refused). */
+  async use<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    this.users.set(id, (this.users.get(id) ?? 0) + 1);
+    try {
+      return await fn();
+    } finally {
+      const n = (this.users.get(id) ?? 1) - 1;
+      if (n === 0) this.users.delete(id);
+      else this.users.set(id, n);
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    const s = this.store.get(id);
+    if (this.users.has(id))
+      throw new FaasnapError('SNAPSHOT_IN_USE', `${id} is being used`, { id });
+    // Row first: a crash after it leaves an orphan directory that recovery removes.
+    this.store.delete(id);
+    await rm(s.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Start-up recovery: rows left `creating` become complete if their state file exists (the
+   * daemon died after the VMM finished) or are cleaned; directories without a row are removed;
+   * complete rows whose files vanished are marked failed; recorded flags follow the files.
+   */
+  async recover(): Promise<{
+    cleaned: number;
+    completed: number;
+    missing: number;
+    orphans: number;
+  }> {
+    const r = { cleaned: 0, completed: 0, missing: 0, orphans: 0 };
+    await mkdir(this.root, { recursive: true });
+    const known = new Set<string>();
+    for (const s of this.store.list()) {
+      known.add(s.id);
+      const p = snapshotPaths(s.dir);
+      if (s.status === 'creating') {
+        if (await this.validState(p.stateFile)) {
+          this.store.update(s.id, { status: 'complete', memoryBytes: statSync(p.memoryFile).size });
+          r.completed++;
+        } else {
+          rmSync(s.dir, { recursive: true, force: true });
+          this.store.update(s.id, {
+            status: 'failed',
+            error: {
+              code: 'DAEMON_RESTARTED',
+              message: 'half-created snapshot removed after a daemon restart',
+            },
+          });
+          r.cleaned++;
+        }
+      } else if (s.status === 'complete' && !existsSync(p.stateFile)) {
+        this.store.update(s.id, {
+          status: 'failed',
+          error: { code: 'SNAPSHOT_MISSING', message: `${p.stateFile} is gone` },
+        });
+        r.missing++;
+        continue;
+      }
+      if (this.store.get(s.id).status === 'complete') {
+        const faasnap = existsSync(p.loadingSetManifest) && existsSync(p.loadingSetFile);
+        const reap = (await readReapManifest(p.reapDir).catch(() => undefined)) !== undefined;
+        this.store.update(s.id, { recorded: { faasnap, reap }, cacheState: 'unknown' });
+      }
+    }
+    for (const name of readdirSync(this.root)) {
+      if (!known.has(name)) {
+        rmSync(join(this.root, name), { recursive: true, force: true });
+        r.orphans++;
+      }
+    }
+    return r;
+  }
+
+  private async validState(path: string): Promise<boolean> {
+    try {
+      await readStateFile(path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+async function copyTree(from: string, to: string, skip: string): Promise<void> {
+  await mkdir(to, { recursive: true });
+  for (const e of await readdir(from, { withFileTypes: true })) {
+    if (e.name === skip) continue;
+    if (e.isDirectory()) await copyTree(join(from, e.name), join(to, e.name), skip);
+    else if (e.isFile()) await copyFile(join(from, e.name), join(to, e.name));
+  }
+}

@@ -1,0 +1,161 @@
+// Per-invocation traces with OpenTelemetry: one root span per invocation (or deploy) and a
+// child span per phase. Spans always go to the local store (SQLite, `faasnap trace <id>`); with
+// an OTLP endpoint configured they are also exported over OTLP/HTTP in batches.
+
+import { context, trace, SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  SimpleSpanProcessor,
+  type ReadableSpan,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import type { PhaseTiming } from '../common/phases.js';
+import type { SpanRow, SpanStore } from './store/spans.js';
+
+const hrToUs = (t: [number, number]): number => t[0] * 1e6 + t[1] / 1e3;
+
+/** Writes finished spans into the local span table. */
+export class LocalSpanExporter implements SpanExporter {
+  constructor(private readonly spans: SpanStore) {}
+
+  export(spans: ReadableSpan[], done: (r: { code: number; error?: Error }) => void): void {
+    try {
+      this.spans.insert(
+        spans.map((s): SpanRow => ({
+          traceId: s.spanContext().traceId,
+          spanId: s.spanContext().spanId,
+          parentId: s.parentSpanContext?.spanId ?? null,
+          name: s.name,
+          startUs: hrToUs(s.startTime),
+          endUs: hrToUs(s.endTime),
+          attributes: { ...s.attributes },
+          error: s.status.code === SpanStatusCode.ERROR ? (s.status.message ?? 'error') : null,
+        })),
+      );
+      done({ code: 0 });
+    } catch (e) {
+      done({ code: 1, error: e as Error });
+    }
+  }
+
+  shutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** One trace in progress: phases become child spans of the root span. */
+export class TraceRecorder {
+  readonly phases: PhaseTiming[] = [];
+  private readonly t0 = performance.now();
+
+  constructor(
+    private readonly tracer: Tracer,
+    readonly root: Span,
+  ) {}
+
+  get traceId(): string {
+    return this.root.spanContext().traceId;
+  }
+
+  /** Runs `fn` as the phase `name` (a child span; failures mark the span as an error). */
+  async phase<T>(
+    name: string,
+    fn: () => Promise<T>,
+    attributes: Record<string, unknown> = {},
+  ): Promise<T> {
+    const start = performance.now();
+    const span = this.child(name, start, attributes);
+    try {
+      return await fn();
+    } catch (e) {
+      span.setStatus({
+        code: SpanStatusCode.ERROR,
+        message: e instanceof Error ? e.message : String(e),
+      });
+      throw e;
+    } finally {
+      const end = performance.now();
+      span.end(epochMs(end));
+      this.phases.push({ name, startMs: start - this.t0, durationMs: end - start });
+    }
+  }
+
+  /** Records a phase measured elsewhere (e.g. inside the VMM process), nested under `parent`. */
+  record(
+    name: string,
+    startPerf: number,
+    durationMs: number,
+    attributes: Record<string, unknown> = {},
+  ): void {
+    const span = this.child(name, startPerf, attributes);
+    span.end(epochMs(startPerf + durationMs));
+    this.phases.push({ name, startMs: startPerf - this.t0, durationMs });
+  }
+
+  elapsedMs(): number {
+    return performance.now() - this.t0;
+  }
+
+  end(error?: { code: string; message: string }): void {
+    if (error) {
+      this.root.setAttribute('faasnap.error.code', error.code);
+      this.root.setStatus({
+        code: SpanStatusCode.ERROR,
+        message: `${error.code}: ${error.message}`,
+      });
+    }
+    this.root.end();
+  }
+
+  private child(name: string, startPerf: number, attributes: Record<string, unknown>): Span {
+    const ctx = trace.setSpan(context.active(), this.root);
+    return this.tracer.startSpan(
+      name,
+      { startTime: epochMs(startPerf), attributes: flatten(attributes) },
+      ctx,
+    );
+  }
+}
+
+function epochMs(perf: number): number {
+  return performance.timeOrigin + perf;
+}
+
+function flatten(a: Record<string, unknown>): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {};
+  for (const [k, v] of Object.entries(a)) {
+    if (v === undefined || v === null) continue;
+    out[k] =
+      typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean'
+        ? v
+        : JSON.stringify(v);
+  }
+  return out;
+}
+
+export class Traces {
+  private readonly provider: BasicTracerProvider;
+  private readonly tracer: Tracer;
+
+  constructor(spans: SpanStore, otlpUrl?: string) {
+    const processors: SpanProcessor[] = [new SimpleSpanProcessor(new LocalSpanExporter(spans))];
+    if (otlpUrl) processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: otlpUrl })));
+    this.provider = new BasicTracerProvider({ spanProcessors: processors });
+    this.tracer = this.provider.getTracer('faasnap-daemon');
+  }
+
+  start(name: string, attributes: Record<string, unknown> = {}): TraceRecorder {
+    const root = this.tracer.startSpan(name, {
+      startTime: epochMs(performance.now()),
+      attributes: flatten(attributes),
+    });
+    return new TraceRecorder(this.tracer, root);
+  }
+
+  async close(): Promise<void> {
+    await this.provider.shutdown();
+  }
+}

@@ -1,0 +1,121 @@
+// Live VMs of the daemon, each in its own VMM process taken from the pool. Enforces the
+// resource limits (VM count, guest memory) before a process is taken, and reports VMM
+// process crashes.
+
+import { randomBytes } from 'node:crypto';
+import { FaasnapError } from '../common/errors.js';
+import type { VmmProcess } from '../vmm/process/client.js';
+import { VmmPool } from '../vmm/process/pool.js';
+import type { VmT } from './schemas.js';
+
+export interface LiveVm {
+  info: VmT;
+  vmm: VmmProcess | undefined;
+}
+
+export interface VmLimits {
+  maxVms: number;
+  maxMemoryMiB: number;
+}
+
+export class VmManager {
+  readonly pool: VmmPool;
+  private readonly live = new Map<string, LiveVm>();
+
+  constructor(
+    poolSize: number,
+    private readonly limits: VmLimits,
+  ) {
+    this.pool = new VmmPool(poolSize);
+  }
+
+  list(): VmT[] {
+    return [...this.live.values()].map((v) => ({ ...v.info }));
+  }
+
+  get(id: string): LiveVm {
+    const v = this.live.get(id);
+    if (!v) throw new FaasnapError('VM_UNKNOWN', id, { id });
+    return v;
+  }
+
+  get count(): number {
+    return this.live.size;
+  }
+
+  /**
+   * Reserves capacity for a VM of `fn` and takes a VMM process for it. RESOURCE_LIMIT when the
+   * VM count or the memory budget would be exceeded.
+   */
+  async acquire(req: {
+    function: string;
+    memoryMiB: number;
+    vcpus: number;
+    purpose: VmT['purpose'];
+    invocation?: string;
+  }): Promise<LiveVm> {
+    if (this.live.size >= this.limits.maxVms)
+      throw new FaasnapError(
+        'RESOURCE_LIMIT',
+        `at most ${this.limits.maxVms} VMs may run at once`,
+        {
+          limit: 'maxVms',
+          value: this.limits.maxVms,
+        },
+      );
+    const used = [...this.live.values()].reduce((n, v) => n + v.info.memoryMiB, 0);
+    if (used + req.memoryMiB > this.limits.maxMemoryMiB)
+      throw new FaasnapError(
+        'RESOURCE_LIMIT',
+        `${req.memoryMiB} MiB more would exceed the ${this.limits.maxMemoryMiB} MiB guest memory budget (${used} MiB in use)`,
+        { limit: 'maxMemoryMiB', value: this.limits.maxMemoryMiB, used },
+      );
+    const id = `vm-${randomBytes(6).toString('hex')}`;
+    const entry: LiveVm = {
+      vmm: undefined,
+      info: {
+        id,
+        function: req.function,
+        purpose: req.purpose,
+        state: 'starting',
+        pid: null,
+        memoryMiB: req.memoryMiB,
+        vcpus: req.vcpus,
+        invocation: req.invocation ?? null,
+        startedAt: new Date().toISOString(),
+      },
+    };
+    this.live.set(id, entry);
+    try {
+      const vmm = await this.pool.take();
+      entry.vmm = vmm;
+      entry.info.pid = vmm.pid;
+      return entry;
+    } catch (e) {
+      this.live.delete(id);
+      throw e;
+    }
+  }
+
+  setState(id: string, state: VmT['state']): void {
+    const v = this.live.get(id);
+    if (v) v.info.state = state;
+  }
+
+  /** Stops the VM (its VMM process ends) and frees its capacity. */
+  async release(id: string): Promise<void> {
+    const v = this.live.get(id);
+    if (!v) return;
+    v.info.state = 'stopping';
+    try {
+      await v.vmm?.kill();
+    } finally {
+      this.live.delete(id);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.live.keys()].map((id) => this.release(id)));
+    await this.pool.close();
+  }
+}

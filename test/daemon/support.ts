@@ -1,0 +1,169 @@
+// Support for daemon tests: a daemon on port 0 with its own temp data dir and its own
+// redis-server, a small HTTP client, and a validator that checks every response against the
+// committed OpenAPI document (the contract).
+
+// Response bodies are typed `any`: the contract validator checks their shape, and the assertions
+// read fields directly.
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { Ajv, type ValidateFunction } from 'ajv';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { OPENAPI_PATH } from '../../daemon/openapi.js';
+import { createDaemon, type Daemon } from '../../daemon/server.js';
+import type { DaemonConfigInput } from '../../daemon/config.js';
+
+export interface Res<T = any> {
+  status: number;
+  body: T;
+  text: string;
+  contentType: string;
+}
+
+interface OpenApiDoc {
+  components: { schemas: Record<string, unknown> };
+  paths: Record<
+    string,
+    Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>
+  >;
+}
+
+/** Validates responses against daemon/openapi.json. */
+export class Contract {
+  readonly doc: OpenApiDoc = JSON.parse(readFileSync(OPENAPI_PATH, 'utf8')) as OpenApiDoc;
+  private readonly ajv = new Ajv({ strict: false, allErrors: true });
+  private readonly cache = new Map<string, ValidateFunction>();
+  /** Operations seen by check(), to prove every route was exercised. */
+  readonly covered = new Set<string>();
+
+  constructor() {
+    this.ajv.addSchema(rewriteRefs({ components: this.doc.components }) as object, 'openapi');
+  }
+
+  /** The route template of a concrete path, e.g. /functions/{name}. */
+  template(method: string, path: string): string | undefined {
+    const p = path.split('?')[0]!;
+    for (const t of Object.keys(this.doc.paths)) {
+      if (!this.doc.paths[t]![method.toLowerCase()]) continue;
+      const re = new RegExp('^' + t.replace(/\{[^}]+\}/g, '[^/]+') + '$');
+      if (re.test(p)) return t;
+    }
+    return undefined;
+  }
+
+  /** Throws when the response is not what the document says for this route and status. */
+  check(method: string, path: string, res: Res): void {
+    const t = this.template(method, path);
+    if (!t) {
+      if (res.status !== 404)
+        throw new Error(`${method} ${path}: undocumented route answered ${res.status}`);
+      this.checkError(res);
+      return;
+    }
+    this.covered.add(`${method.toUpperCase()} ${t}`);
+    const op = this.doc.paths[t]![method.toLowerCase()]!;
+    const r = op.responses[String(res.status)];
+    if (!r)
+      throw new Error(
+        `${method} ${path}: status ${res.status} is not documented (${res.text.slice(0, 300)})`,
+      );
+    const schema = r.content?.['application/json']?.schema;
+    if (!schema || res.status === 204) return;
+    if (!res.contentType.includes('json')) return; // text bodies (/metrics, /objects/{key})
+    const key = `${method} ${t} ${res.status}`;
+    let v = this.cache.get(key);
+    if (!v) {
+      v = this.ajv.compile(rewriteRefs(schema) as object);
+      this.cache.set(key, v);
+    }
+    if (!v(res.body))
+      throw new Error(
+        `${method} ${path} ${res.status}: body violates the document: ${this.ajv.errorsText(v.errors)}\n${res.text.slice(0, 500)}`,
+      );
+  }
+
+  private checkError(res: Res): void {
+    const b = res.body as { code?: unknown; message?: unknown };
+    if (typeof b?.code !== 'string' || typeof b.message !== 'string')
+      throw new Error(`error body without code/message: ${res.text}`);
+  }
+}
+
+/** Local refs (#/components/...) point into the document, registered as schema `openapi`. */
+function rewriteRefs(s: unknown): unknown {
+  if (Array.isArray(s)) return s.map(rewriteRefs);
+  if (s && typeof s === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(s))
+      out[k] =
+        k === '$ref' && typeof v === 'string' && v.startsWith('#/')
+          ? `openapi${v}`
+          : rewriteRefs(v);
+    return out;
+  }
+  return s;
+}
+
+export interface TestDaemon {
+  daemon: Daemon;
+  url: string;
+  dir: string;
+  contract: Contract;
+  call<T = any>(method: string, path: string, body?: unknown): Promise<Res<T>>;
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(cfg: DaemonConfigInput = {}, dir?: string): Promise<TestDaemon> {
+  const dataDir = dir ?? mkdtempSync(join(tmpdir(), 'faasnap-daemon-test-'));
+  const daemon = await createDaemon({ dataDir, port: 0, logLevel: 'silent', poolSize: 1, ...cfg });
+  const url = await daemon.listen();
+  const contract = new Contract();
+  return {
+    daemon,
+    url,
+    dir: dataDir,
+    contract,
+    async call(method, path, body) {
+      const res = await request(url, method, path, body);
+      contract.check(method, path, res);
+      return res;
+    },
+    async stop() {
+      await daemon.close();
+      if (!dir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function request(
+  url: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<Res> {
+  const init: RequestInit = { method };
+  if (body !== undefined) {
+    if (Buffer.isBuffer(body)) {
+      init.body = body;
+      init.headers = { 'content-type': 'application/octet-stream' };
+    } else {
+      init.body = typeof body === 'string' ? body : JSON.stringify(body);
+      init.headers = { 'content-type': 'application/json' };
+    }
+  }
+  const r = await fetch(url + path, init);
+  const text = await r.text();
+  const contentType = r.headers.get('content-type') ?? '';
+  let parsed: unknown = text;
+  if (contentType.includes('json') && text) parsed = JSON.parse(text);
+  return { status: r.status, body: parsed, text, contentType };
+}
+
+/** A micro touch function: `stateMiB` of non-zero state, 32 MiB of memory. */
+export const TOUCH_FN = {
+  name: 'touchy',
+  runtime: 'micro',
+  handler: 'touch',
+  memoryMiB: 32,
+  stateMiB: 4,
+};
