@@ -2,16 +2,13 @@
 // directly (no daemon). Micro-guest inputs are parameter blobs placed into guest RAM before the
 // restored VM resumes.
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { MICRO_PARAM_GPA } from '../guest/micro/index.js';
-import { readLoadingSetManifest } from '../loader/loading-set-file.js';
 import { MEMORY_MODES, isMemoryMode, type MemoryMode } from '../loader/modes.js';
-import { readReapManifest } from '../loader/reap.js';
-import { scanFile } from '../loader/regions.js';
 import { recordFaasnap, recordReap } from '../vmm/snapshot/record.js';
-import { restoreSnapshot, snapshotPaths } from '../vmm/snapshot/snapshot.js';
-import { readStateFile } from '../vmm/snapshot/state-file.js';
+import { inspectSnapshot } from '../vmm/snapshot/inspect.js';
+import { restoreSnapshot } from '../vmm/snapshot/snapshot.js';
 import type { Vm } from '../vmm/vm.js';
 import { formatMs, phaseTable } from './format.js';
 import { durationOption, intOption } from './options.js';
@@ -123,42 +120,13 @@ export function registerSnapshotCommands(program: Command, vm: Command): void {
     )
     .option('--json', 'print JSON')
     .action(async (dir: string, o: { json?: boolean }) => {
-      const p = snapshotPaths(dir);
-      const state = await readStateFile(p.stateFile);
-      const scan = await scanFile(p.memoryFile);
-      const ls = existsSync(p.loadingSetManifest)
-        ? await readLoadingSetManifest(p.loadingSetManifest)
-        : undefined;
-      const reap = existsSync(p.reapDir) ? await readReapManifest(p.reapDir) : undefined;
-      const groups = new Map<number, number>();
-      for (const r of ls?.regions ?? []) groups.set(r.group, (groups.get(r.group) ?? 0) + r.length);
-      const info = {
-        dir,
-        cpuTemplate: state.cpuTemplate,
-        config: state.config,
-        checksum: state.checksum,
-        stateFileBytes: statSync(p.stateFile).size,
-        memoryBytes: state.memory.size,
-        nonZero: {
-          bytes: scan.regions.reduce((n, r) => n + r.length, 0),
-          regions: scan.regions.length,
-        },
-        loadingSet: ls && {
-          bytes: ls.file.size,
-          regions: ls.regions.length,
-          scans: ls.recording.scans,
-          groups: [...groups.entries()]
-            .sort((a, b) => a[0] - b[0])
-            .map(([group, bytes]) => ({ group, bytes })),
-        },
-        reap: reap && { pages: reap.pages.length, bytes: reap.pages.length * 4096 },
-      };
+      const info = { dir, ...(await inspectSnapshot(dir)) };
       if (o.json) {
         console.log(JSON.stringify(info, null, 2));
         return;
       }
-      console.log(`snapshot ${dir}  (${state.cpuTemplate}, ${JSON.stringify(state.config)})`);
-      console.log(`state file ${info.stateFileBytes} B, checksum ${state.checksum.slice(0, 16)}…`);
+      console.log(`snapshot ${dir}  (${info.cpuTemplate}, ${JSON.stringify(info.config)})`);
+      console.log(`state file ${info.stateFileBytes} B, checksum ${info.checksum.slice(0, 16)}…`);
       console.log(
         `memory ${MiB(info.memoryBytes)}, non-zero ${MiB(info.nonZero.bytes)} in ${info.nonZero.regions} regions`,
       );

@@ -8,11 +8,10 @@ import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { copyFile, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FaasnapError, isFaasnapError } from '../common/errors.js';
-import { readLoadingSetManifest } from '../loader/loading-set-file.js';
-import { readReapManifest } from '../loader/reap.js';
-import { scanFile } from '../loader/regions.js';
 import type { VmmProcess } from '../vmm/process/client.js';
-import { dropPageCache, loadPageCache, residentFraction } from '../vmm/snapshot/memory-dump.js';
+import { readReapManifest } from '../loader/reap.js';
+import { inspectSnapshot } from '../vmm/snapshot/inspect.js';
+import { dropPageCache, loadPageCache } from '../vmm/snapshot/memory-dump.js';
 import { STATE_FILE, snapshotPaths } from '../vmm/snapshot/snapshot.js';
 import { readStateFile } from '../vmm/snapshot/state-file.js';
 import type { SnapshotInspectT, SnapshotT } from './schemas.js';
@@ -98,38 +97,8 @@ export class Snapshots {
 
   async inspect(id: string): Promise<SnapshotInspectT> {
     const s = this.complete(id);
-    const p = snapshotPaths(s.dir);
-    const state = await readStateFile(p.stateFile);
-    const scan = await scanFile(p.memoryFile);
-    const ls = existsSync(p.loadingSetManifest)
-      ? await readLoadingSetManifest(p.loadingSetManifest)
-      : undefined;
-    const reap = await readReapManifest(p.reapDir);
-    const groups = new Map<number, number>();
-    for (const r of ls?.regions ?? []) groups.set(r.group, (groups.get(r.group) ?? 0) + r.length);
-    return {
-      id,
-      cpuTemplate: state.cpuTemplate,
-      config: state.config as Record<string, unknown>,
-      checksum: state.checksum,
-      memoryBytes: state.memory.size,
-      nonZero: {
-        bytes: scan.regions.reduce((n, r) => n + r.length, 0),
-        regions: scan.regions.length,
-      },
-      residentFraction: residentFraction(p.memoryFile, state.memory.size),
-      loadingSet: ls
-        ? {
-            bytes: ls.file.size,
-            regions: ls.regions.length,
-            scans: ls.recording.scans,
-            groups: [...groups.entries()]
-              .sort((a, b) => a[0] - b[0])
-              .map(([group, bytes]) => ({ group, bytes })),
-          }
-        : null,
-      reap: reap ? { pages: reap.pages.length, bytes: reap.pages.length * 4096 } : null,
-    };
+    const { stateFileBytes, ...info } = await inspectSnapshot(s.dir); // the API reports memory only
+    return { id, ...info };
   }
 
   /** Marks `id` as in use while `fn` runs (delete waits for no one: it is refused). */
