@@ -9,13 +9,16 @@ import { registerFunctionCommands } from './functions.js';
 import { registerResourceCommands } from './resources.js';
 import { registerSnapshotCommands } from './snapshot.js';
 import { registerVmCommands } from './vm.js';
+import { registerVmBootCommand } from './vm-boot.js';
 
 const program = new Command()
   .name('faasnap')
   .description('Serverless functions in KVM microVMs, started from snapshots')
   .showHelpAfterError();
 
-registerSnapshotCommands(program, registerVmCommands(program));
+const vm = registerVmCommands(program);
+registerVmBootCommand(vm);
+registerSnapshotCommands(program, vm);
 registerBenchCommands(program);
 registerDaemonCommands(program);
 registerFunctionCommands(program);

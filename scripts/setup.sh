@@ -6,8 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Toolchain for the addon and micro-guests; redis-server for the daemon's object store;
-# debootstrap/e2fsprogs/libc6-dev for the guest root filesystem (static init).
-DEBIAN_PACKAGES=(gcc g++ make python3 binutils libc6-dev redis-server debootstrap e2fsprogs)
+# debootstrap/e2fsprogs/libc6-dev for the guest root filesystem (static init); the kernel source
+# and its build tools for the guest kernel; busybox-static for the Linux-tier test initramfs.
+DEBIAN_PACKAGES=(gcc g++ make python3 binutils libc6-dev redis-server debootstrap e2fsprogs
+  linux-source-6.1 bc bison flex libelf-dev xz-utils patch perl busybox-static)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
@@ -32,3 +34,11 @@ fi
 
 [ -f native/build/Makefile ] || npm run --silent install
 npm run --silent build
+
+# Guest kernel and small root filesystem: built once per machine, cached by content hash
+# (~7 min and ~2 min the first time). FAASNAP_SKIP_GUEST_BUILD=1 skips them (tier 3 then
+# reports that it did not run).
+if [ "${FAASNAP_SKIP_GUEST_BUILD:-0}" != 1 ]; then
+  bash guest/kernel/build.sh >/dev/null
+  if [ "$(id -u)" -eq 0 ]; then bash guest/rootfs/build.sh small >/dev/null; fi
+fi

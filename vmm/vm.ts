@@ -9,6 +9,7 @@ import { native } from '../native/index.js';
 import { Bus, type BusDevice } from './bus.js';
 import { bootMsrs, wireLapicLints } from './cpu/boot-state.js';
 import { buildCpuid, detectCpuTemplate, type CpuTemplateName } from './cpu/template.js';
+import { CMOS_PORT_BASE, CMOS_PORT_LEN, Cmos } from './devices/legacy/cmos.js';
 import { I8042 } from './devices/legacy/i8042.js';
 import { Serial } from './devices/legacy/serial.js';
 import type { VirtioDevice } from './devices/virtio/device.js';
@@ -203,6 +204,9 @@ export class Vm {
       this.i8042 = saved ? I8042.restore(i8042Opts, saved.i8042) : new I8042(i8042Opts);
       this.pio.insert(this.console, SERIAL_PORT, 8);
       this.pio.insert(this.i8042, I8042_PORT, 5);
+      // Linux reads the time of day from the RTC at boot (and polls for ~5 s if it is absent).
+      // Not in the saved state: a restored guest reads the host clock again, which is right.
+      this.pio.insert(new Cmos(), CMOS_PORT_BASE, CMOS_PORT_LEN);
     });
     if (saved) {
       p.measure('virtio-devices', () => {

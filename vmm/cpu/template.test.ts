@@ -336,7 +336,9 @@ test('kernel parameters per template', () => {
     'noxsave',
     'nosmap',
     'nosmep',
-    'clearcpuid=smap,smep,popcnt',
+    'clearcpuid=smap,smep,popcnt,erms,fsrm',
+    'noreplace-smp',
+    'percpu_alloc=page',
     'faasnap_pvm_syscall=1',
   ]);
   assert.deepEqual(templateKernelParams('pvm-safe'), pvmSafeKernelParams());

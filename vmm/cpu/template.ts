@@ -79,14 +79,30 @@ export function detectCpuTemplate(sysModuleDir = '/sys/module'): CpuTemplateName
 }
 
 /**
- * Guest kernel parameters the pvm-safe template needs (DESIGN.md §2): hide what the CPUID model
- * hides a second time in the kernel, so nothing (alternatives, early boot code) uses it anyway,
- * and switch on our guest kernel's handler for SYSCALLs that PVM delivers as page faults
- * (guest/kernel/patches/0003-*; a kernel without that patch hands the unknown parameter to
- * init as an environment variable, harmlessly).
+ * Guest kernel parameters the pvm-safe template needs (DESIGN.md §2):
+ *  - hide what the CPUID model hides a second time in the kernel. Under PVM the guest kernel's
+ *    CPUID reads do not all go through the table above: its feature words also show host
+ *    features the table leaves out (measured: ERMS, FSRM, SSE4.2, BMI2, ...), so whatever must
+ *    not be used is cleared here too;
+ *  - ERMS/FSRM among them: with them the kernel's memcpy/memset/clear_page run byte-granular
+ *    `rep movsb/stosb`, which the emulator executes a byte per step (boot to init 29 s → 23 s);
+ *  - noreplace-smp and percpu_alloc=page: a 1-vCPU kernel otherwise rewrites every LOCK prefix
+ *    through text_poke(), and the first per-CPU chunk would be a zeroed 2 MiB block per CPU;
+ *    both are boot work that costs seconds emulated (together ~2 s of ~22 s, measured);
+ *  - our guest kernel's handler for SYSCALLs that PVM delivers as page faults
+ *    (guest/kernel/patches/0003-*; a kernel without that patch hands the unknown parameter to
+ *    init as an environment variable, harmlessly).
  */
 export function pvmSafeKernelParams(): string[] {
-  return ['noxsave', 'nosmap', 'nosmep', 'clearcpuid=smap,smep,popcnt', 'faasnap_pvm_syscall=1'];
+  return [
+    'noxsave',
+    'nosmap',
+    'nosmep',
+    'clearcpuid=smap,smep,popcnt,erms,fsrm',
+    'noreplace-smp',
+    'percpu_alloc=page',
+    'faasnap_pvm_syscall=1',
+  ];
 }
 
 export function templateKernelParams(template: CpuTemplateName): string[] {

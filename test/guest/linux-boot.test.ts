@@ -1,0 +1,143 @@
+// Tier 3: the real Linux guest (guest/kernel/build.sh) boots in our VMM with a tiny busybox
+// initramfs on 1 and 2 vCPUs, reaches /init, and powers off cleanly; a kernel panic stops the
+// VM with a clear error and releases everything. A boot takes ~20-25 s on the PVM host (guest
+// kernel code is emulated), so there is exactly one boot per case.
+
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { isFaasnapError } from '../../common/errors.js';
+import { builtKernelPath } from '../../guest/kernel/index.js';
+import { busyboxInitramfs } from '../../guest/kernel/initramfs.js';
+import { createLinuxVm } from '../../vmm/boot/linux-vm.js';
+import { runLinuxVm } from '../../vmm/boot/linux-run.js';
+import { kvmTest, mappings, openFds, threads } from '../kvm/support.js';
+
+const BUSYBOX = '/bin/busybox';
+const BOOT_TIMEOUT_MS = 6 * 60_000;
+const TEST_TIMEOUT_MS = BOOT_TIMEOUT_MS + 60_000;
+const MARKER = 'faasnap-init: up';
+/** An unusual RAM size, so its mapping can be told apart from Node's own. */
+const MEM_PANIC_MIB = 136;
+
+/** Mappings of this process exactly `bytes` long. */
+function mappingsOfSize(bytes: number): number {
+  return readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) =>
+      l
+        .split(' ')[0]!
+        .split('-')
+        .map((h) => parseInt(h, 16)),
+    )
+    .filter(([a, b]) => b! - a! === bytes).length;
+}
+
+/** True for an ELF without PT_INTERP (a dynamically linked busybox cannot run alone). */
+function isStatic(file: Buffer): boolean {
+  const phoff = Number(file.readBigUInt64LE(32));
+  const phnum = file.readUInt16LE(56);
+  for (let i = 0; i < phnum; i++) {
+    if (file.readUInt32LE(phoff + i * 56) === 3) return false; // PT_INTERP
+  }
+  return true;
+}
+
+/** The kernel and a static busybox, or a skip saying what is missing. */
+function prerequisites(t: TestContext): { kernel: string; busybox: Buffer } | undefined {
+  const kernel = process.env.FAASNAP_KERNEL ?? builtKernelPath();
+  if (!kernel || !existsSync(kernel)) {
+    t.skip('Linux tier did not run: no guest kernel built (run guest/kernel/build.sh)');
+    return undefined;
+  }
+  const busybox = existsSync(BUSYBOX) ? readFileSync(BUSYBOX) : undefined;
+  if (!busybox || !isStatic(busybox)) {
+    t.skip(
+      `Linux tier did not run: ${BUSYBOX} is not a static busybox (apt install busybox-static)`,
+    );
+    return undefined;
+  }
+  return { kernel, busybox };
+}
+
+/** /init: the marker with the online CPU count, then a clean power-off. */
+const INIT = `#!/bin/sh
+echo "${MARKER}"
+/bin/busybox mount -t proc proc /proc
+echo "faasnap-init: cpus=$(/bin/busybox grep -c ^processor /proc/cpuinfo)"
+/bin/busybox poweroff -f
+`;
+
+async function withInitramfs<T>(busybox: Buffer, init: string, fn: (p: string) => Promise<T>) {
+  const dir = mkdtempSync(join(tmpdir(), 'faasnap-initramfs-'));
+  try {
+    const path = join(dir, 'initramfs.cpio');
+    writeFileSync(path, busyboxInitramfs({ busybox, init }));
+    return await fn(path);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+for (const vcpus of [1, 2]) {
+  kvmTest(
+    `Linux boots to /init on ${vcpus} vCPU(s) and powers off`,
+    async (t) => {
+      const pre = prerequisites(t);
+      if (!pre) return;
+      await withInitramfs(pre.busybox, INIT, async (initrd) => {
+        const before = { fds: openFds(), threads: threads() };
+        const { vm } = createLinuxVm({ kernel: pre.kernel, initrd, memMiB: 256, vcpus });
+        const r = await runLinuxVm(vm, { timeoutMs: BOOT_TIMEOUT_MS, marker: MARKER });
+        const console = vm.console.text();
+        t.diagnostic(
+          `to /init ${(((r.markerMs ?? NaN) - (r.startedMs ?? 0)) / 1000).toFixed(1)} s, ` +
+            `power-off ${(((r.powerOffMs ?? NaN) - (r.startedMs ?? 0)) / 1000).toFixed(1)} s`,
+        );
+        assert.equal(r.exit.reason, 'shutdown', `${r.exit.error?.message ?? ''}\n${console}`);
+        assert.ok(r.markerMs !== undefined, 'init ran');
+        assert.match(console, new RegExp(`faasnap-init: cpus=${vcpus}\\b`));
+        assert.equal(r.panic, undefined);
+        assert.equal(vm.state, 'stopped');
+        assert.deepEqual({ fds: openFds(), threads: threads() }, before);
+      });
+    },
+    TEST_TIMEOUT_MS,
+  );
+}
+
+kvmTest(
+  'a kernel panic stops the VM with GUEST_KERNEL_PANIC and releases everything',
+  async (t) => {
+    const pre = prerequisites(t);
+    if (!pre) return;
+    // /init exits: the kernel panics with "Attempted to kill init!".
+    await withInitramfs(pre.busybox, '#!/bin/sh\nexit 7\n', async (initrd) => {
+      const before = { fds: openFds(), threads: threads(), maps: await mappings() };
+      const { vm } = createLinuxVm({
+        kernel: pre.kernel,
+        initrd,
+        memMiB: MEM_PANIC_MIB,
+        vcpus: 1,
+      });
+      assert.equal(mappingsOfSize(MEM_PANIC_MIB << 20), 1, 'guest RAM is one mapping');
+      const r = await runLinuxVm(vm, { timeoutMs: BOOT_TIMEOUT_MS });
+      assert.equal(r.exit.reason, 'crash', vm.console.text());
+      assert.ok(isFaasnapError(r.exit.error, 'GUEST_KERNEL_PANIC'));
+      assert.match(r.panic ?? '', /Attempted to kill init! exitcode=0x00000700/);
+      assert.match(r.exit.error?.message ?? '', /Attempted to kill init/);
+      assert.equal(vm.state, 'stopped');
+      assert.deepEqual(
+        { fds: openFds(), threads: threads() },
+        { fds: before.fds, threads: before.threads },
+      );
+      // Node's heap may map or unmap a region meanwhile; the guest RAM mapping must be gone.
+      assert.ok((await mappings()) <= before.maps, 'no mapping left behind');
+      assert.equal(mappingsOfSize(MEM_PANIC_MIB << 20), 0, 'guest RAM unmapped');
+    });
+  },
+  TEST_TIMEOUT_MS,
+);
