@@ -6,7 +6,14 @@
 
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { native } from '../native/index.js';
-import { DEFAULT_MINCORE_SIZE, DEFAULT_POLL_MS, GroupRecorder } from './groups.js';
+import {
+  DEFAULT_MINCORE_SIZE,
+  DEFAULT_POLL_MS,
+  GroupRecorder,
+  ScanScheduler,
+  type Observation,
+  type ScanPolicy,
+} from './groups.js';
 
 export interface RecorderOptions {
   /** Scan after the resident set grew by this many pages (default 1024). */
@@ -27,7 +34,6 @@ export class MincoreRecorder {
   private readonly addr: bigint;
   private readonly pages: number;
   private timer: NodeJS.Timeout | undefined;
-  private lastRss = 0;
   private closed = false;
 
   constructor(
@@ -47,20 +53,25 @@ export class MincoreRecorder {
     this.groups = new GroupRecorder(this.pages);
   }
 
+  /** Takes scan 0 (what the restore itself touched), then scans whenever the policy says so. */
   start(): void {
-    this.lastRss = residentPages();
-    const mincoreSize = this.opts.mincoreSize ?? DEFAULT_MINCORE_SIZE;
-    if (this.opts.intervalMs !== undefined) {
-      this.timer = setInterval(() => this.scan(), this.opts.intervalMs);
-    } else {
-      this.timer = setInterval(() => {
-        const rss = residentPages();
-        if (rss - this.lastRss >= mincoreSize) {
-          this.lastRss = rss;
-          this.scan();
-        }
-      }, this.opts.pollMs ?? DEFAULT_POLL_MS);
-    }
+    const policy: ScanPolicy =
+      this.opts.intervalMs !== undefined
+        ? { kind: 'interval', intervalMs: this.opts.intervalMs }
+        : {
+            kind: 'rss-growth',
+            mincoreSize: this.opts.mincoreSize ?? DEFAULT_MINCORE_SIZE,
+            pollMs: this.opts.pollMs ?? DEFAULT_POLL_MS,
+          };
+    const observe = (): Observation => ({ rssPages: residentPages(), nowMs: performance.now() });
+    const scheduler = new ScanScheduler(policy, observe());
+    this.scan();
+    this.timer = setInterval(() => {
+      const obs = observe();
+      if (!scheduler.due(obs)) return;
+      this.scan();
+      scheduler.scanned(obs);
+    }, scheduler.pollDelayMs);
   }
 
   /** Takes the final scan and releases the mapping; returns the groups. */

@@ -65,11 +65,6 @@ export class Kvm {
     return cap !== undefined && native.kvm.CheckExtension(this.fd, cap) > 0;
   }
 
-  /** Recommended vCPU limit of this host (KVM_CAP_NR_VCPUS). */
-  get maxVcpus(): number {
-    return native.kvm.CheckExtension(this.fd, K.KVM_CAP_NR_VCPUS!) || 4;
-  }
-
   getSupportedCpuid(): CpuidEntry[] {
     if (!this.supportedCpuid) {
       let capacity = 64;
