@@ -1,16 +1,7 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import {
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  truncateSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isFaasnapError, type ErrorCode } from '../common/errors.js';
 import { GroupRecorder } from './groups.js';
@@ -27,15 +18,9 @@ import {
 import { layoutLoadingSet } from './loading-set.js';
 import { scanBuffer, scanFile } from './regions.js';
 import { P, prng, range } from './fixtures.js';
+import { tempDirs } from '../test/support/temp-dirs.js';
 
-const root = mkdtempSync(join(tmpdir(), 'faasnap-lsfile-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-let seq = 0;
-const freshDir = (): string => {
-  const d = join(root, `t${seq++}`);
-  mkdirSync(d);
-  return d;
-};
+const { fresh: freshDir } = tempDirs('lsfile');
 
 const STATE = 'c0'.repeat(32);
 const is =

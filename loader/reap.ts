@@ -24,8 +24,9 @@ import {
 import { readFull, writeAll, writeFileAtomic } from '../vmm/snapshot/atomic-file.js';
 import type { GuestRam } from '../vmm/memory.js';
 import { regionFileOffsets } from './modes.js';
+import { PAGE_SIZE } from './units.js';
 
-export const REAP_PAGE_SIZE = 4096;
+export const REAP_PAGE_SIZE = PAGE_SIZE;
 export const REAP_MANIFEST = 'reap-manifest.json';
 export const REAP_FORMAT = 'faasnap-reap-working-set';
 export const REAP_VERSION = 1;

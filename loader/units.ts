@@ -2,9 +2,9 @@
 // pure parts (scans, plans, file formats) load and test without KVM.
 
 import { FaasnapError } from '../common/errors.js';
+import { PAGE_SIZE } from '../vmm/guest-memory.js';
 
-/** Guest page size; every region and mapping is a whole number of pages. */
-export const PAGE_SIZE = 4096;
+export { PAGE_SIZE };
 /** DESIGN.md §4.2/§4.4: zero gaps shorter than this many pages are merged (absorbed). */
 export const DEFAULT_INTERVAL_THRESHOLD = 32;
 /** DESIGN.md §4.2: non-zero regions shorter than this many pages are dropped (0 = keep all). */

@@ -1,15 +1,6 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  utimesSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { FaasnapError, isFaasnapError } from '../../common/errors.js';
 import {
@@ -19,15 +10,9 @@ import {
   writeAll,
   writeFileAtomic,
 } from './atomic-file.js';
+import { tempDirs } from '../../test/support/temp-dirs.js';
 
-const root = mkdtempSync(join(tmpdir(), 'faasnap-atomic-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-let seq = 0;
-const freshDir = (): string => {
-  const d = join(root, `t${seq++}`);
-  mkdirSync(d);
-  return d;
-};
+const { fresh: freshDir } = tempDirs('atomic');
 
 test('temp files live beside the target and are recognisable', () => {
   const t = tempPathFor('/snap/a/state.bin');

@@ -1,17 +1,14 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
   mkdirSync,
-  mkdtempSync,
   readFileSync,
   readdirSync,
-  rmSync,
   statSync,
   truncateSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { isFaasnapError, type ErrorCode } from '../../common/errors.js';
@@ -25,15 +22,11 @@ import {
   writeStateFile,
   type StateFileContents,
 } from './state-file.js';
+import { tempDirs } from '../../test/support/temp-dirs.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'faasnap-state-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-let seq = 0;
-const fresh = (name = 'state.bin'): string => {
-  const d = join(dir, `t${seq++}`);
-  mkdirSync(d);
-  return join(d, name);
-};
+const scratch = tempDirs('state');
+const dir = scratch.root;
+const fresh = (name = 'state.bin'): string => join(scratch.fresh(), name);
 
 const MEM_SHA = 'ab'.repeat(32);
 const contents: StateFileContents = {
