@@ -8,6 +8,7 @@ import { machineInfo } from '../bench/machine.js';
 import type { Summary } from '../bench/stats.js';
 import { runLoaderBench } from '../bench/loaders.js';
 import { runVmmBench } from '../bench/vmm.js';
+import { registerExperimentCommands } from '../bench/experiments/commands.js';
 import { MEMORY_MODES, isMemoryMode, type MemoryMode } from '../loader/modes.js';
 import { InvalidArgumentError } from 'commander';
 import { intOption } from './options.js';
@@ -84,6 +85,7 @@ export function registerBenchCommands(program: Command): void {
     .option('--out <dir>', 'directory for the raw results', 'bench/results')
     .option('--json', 'print the result document instead of a table')
     .action((opts: LoaderOptions) => benchLoaders(opts));
+  registerExperimentCommands(bench);
 }
 
 function progressLine(what: string): void {

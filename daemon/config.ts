@@ -1,9 +1,13 @@
 // Daemon configuration: defaults, environment overrides and the derived paths of the data dir.
 // Everything the daemon writes lives under `dataDir` (SQLite database, snapshots, Redis data).
 
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FaasnapError } from '../common/errors.js';
+import { builtKernelPath } from '../guest/kernel/index.js';
+import { rootfsPath } from '../guest/rootfs/index.js';
+import type { GuestImage } from './runtime/agent.js';
 
 export interface RedisConfig {
   /** An external server (redis://host:port/db); when absent the daemon starts its own. */
@@ -30,11 +34,26 @@ export interface DaemonConfig {
   /** OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318/v1/traces); traces are always kept locally. */
   otlpUrl?: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** What python/node functions boot: the built kernel and the full image unless told. */
+  guest: GuestImage;
 }
 
-export type DaemonConfigInput = Partial<Omit<DaemonConfig, 'redis'>> & {
+export type DaemonConfigInput = Partial<Omit<DaemonConfig, 'redis' | 'guest'>> & {
   redis?: Partial<RedisConfig>;
+  guest?: Partial<GuestImage>;
 };
+
+/**
+ * The root image for agent runtimes: FAASNAP_GUEST_ROOTFS, else the full image (every workload)
+ * if it is built, else small-node (Python + Node.js, hello-class functions) if that is built.
+ */
+export function defaultGuestRootfs(env: NodeJS.ProcessEnv): string {
+  if (env.FAASNAP_GUEST_ROOTFS) return env.FAASNAP_GUEST_ROOTFS;
+  const full = rootfsPath('full', { env });
+  if (existsSync(full)) return full;
+  const smallNode = rootfsPath('small-node', { env });
+  return existsSync(smallNode) ? smallNode : full;
+}
 
 export const DEFAULT_PORT = 8720;
 
@@ -63,6 +82,10 @@ export function resolveConfig(
     },
     otlpUrl: input.otlpUrl ?? env.FAASNAP_OTLP_URL,
     logLevel: input.logLevel ?? 'info',
+    guest: {
+      kernel: input.guest?.kernel ?? env.FAASNAP_GUEST_KERNEL ?? builtKernelPath(),
+      rootfs: input.guest?.rootfs ?? defaultGuestRootfs(env),
+    },
   };
   const int = (v: number, min: number, max: number, what: string): void => {
     if (!Number.isInteger(v) || v < min || v > max)

@@ -12,12 +12,13 @@ import { FaasnapError } from '../common/errors.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { Metrics } from './metrics.js';
 import type { ObjectStore } from './redis.js';
-import { requireAvailable, runtimeFor, type Runtimes } from './runtime/index.js';
+import { agentStorage, requireAvailable, runtimeFor, type Runtimes } from './runtime/index.js';
+import type { PreparedInput } from './runtime/runtime.js';
 import type { FunctionT, SnapshotT } from './schemas.js';
 import { errorBody, type Snapshots } from './snapshots.js';
 import type { Store } from './store/index.js';
 import type { Traces, TraceRecorder } from './traces.js';
-import type { VmManager } from './vms.js';
+import { runtimeVm, type VmManager } from './vms.js';
 
 export interface DeployDeps {
   store: Store;
@@ -71,6 +72,7 @@ export class Deployer {
       const input = await runtime.prepareInput(fn, recordParams, {
         getObject: (k) => this.d.objects.get(k),
       });
+      const ctx = { storage: agentStorage(this.d.objects) };
       const vm = await rec.phase('boot', async () => {
         const v = await vms.acquire({
           function: name,
@@ -79,31 +81,32 @@ export class Deployer {
           purpose: 'boot',
         });
         bootVm = v.info.id;
-        await runtime.boot(v.vmm!, fn);
+        await runtime.boot(runtimeVm(v), fn, input, ctx);
         vms.setState(v.info.id, 'paused');
         return v;
       });
 
-      await rec.phase('warm-up', async () => {
-        const w = await vms.acquire({
-          function: name,
-          memoryMiB: fn.memoryMiB,
-          vcpus: fn.vcpus,
-          purpose: 'warmup',
+      if (!runtime.warmUpInBoot)
+        await rec.phase('warm-up', async () => {
+          const w = await vms.acquire({
+            function: name,
+            memoryMiB: fn.memoryMiB,
+            vcpus: fn.vcpus,
+            purpose: 'warmup',
+          });
+          try {
+            await runtime.boot(runtimeVm(w), fn, input, ctx);
+            vms.setState(w.info.id, 'running');
+            const out = await runtime.run(runtimeVm(w), fn, input, fn.timeoutMs, rec, ctx);
+            if (!out.ok)
+              throw new FaasnapError(
+                out.error.code as 'FUNCTION_ERROR',
+                `warm-up invocation: ${out.error.message}`,
+              );
+          } finally {
+            await vms.release(w.info.id);
+          }
         });
-        try {
-          await runtime.boot(w.vmm!, fn);
-          vms.setState(w.info.id, 'running');
-          const out = await runtime.run(w.vmm!, fn, input, fn.timeoutMs, rec);
-          if (!out.ok)
-            throw new FaasnapError(
-              out.error.code as 'FUNCTION_ERROR',
-              `warm-up invocation: ${out.error.message}`,
-            );
-        } finally {
-          await vms.release(w.info.id);
-        }
-      });
       lifecycle.transition(name, 'warm');
 
       snap = await rec.phase('snapshot', () => snapshots.createFromVm(name, vm.vmm!));
@@ -111,7 +114,7 @@ export class Deployer {
       bootVm = undefined;
       lifecycle.transition(name, 'snapshotted');
 
-      await this.record(snap, { kind: 'both' }, rec, input.memory);
+      await this.record(snap, { kind: 'both' }, rec, input);
       lifecycle.transition(name, 'recorded');
 
       lifecycle.transition(name, 'ready', { readySnapshot: snap.id, error: null });
@@ -138,19 +141,18 @@ export class Deployer {
     snap: SnapshotT,
     req: RecordRequest,
     rec: TraceRecorder,
-    input?: { gpa: number; data: Uint8Array },
+    prepared?: PreparedInput,
   ): Promise<SnapshotT> {
     const { vms, snapshots, store } = this.d;
     const fn = store.functions.get(snap.function);
     const runtime = runtimeFor(this.d.runtimes, fn.runtime);
     requireAvailable(runtime);
-    let memory = input;
-    if (!memory) {
-      const prepared = await runtime.prepareInput(fn, req.params ?? runtime.recordParams(fn), {
+    const input =
+      prepared ??
+      (await runtime.prepareInput(fn, req.params ?? runtime.recordParams(fn), {
         getObject: (k) => this.d.objects.get(k),
-      });
-      memory = prepared.memory;
-    }
+      }));
+    const ctx = { storage: agentStorage(this.d.objects) };
     const kinds = req.kind === 'both' ? (['faasnap', 'reap'] as const) : [req.kind];
     return snapshots.use(snap.id, async () => {
       for (const kind of kinds) {
@@ -163,14 +165,19 @@ export class Deployer {
           });
           try {
             vms.setState(v.info.id, 'running');
-            await v.vmm!.call({
-              type: kind === 'faasnap' ? 'record-faasnap' : 'record-reap',
-              snapshotDir: snap.dir,
-              input: memory ? { gpa: memory.gpa, data: memory.data } : undefined,
-              timeoutMs: fn.timeoutMs,
-              mincoreSize: req.mincoreSize,
-              intervalThreshold: req.intervalThreshold,
-            });
+            await runtime.record(
+              runtimeVm(v),
+              fn,
+              {
+                kind,
+                snapshotDir: snap.dir,
+                input,
+                timeoutMs: fn.timeoutMs,
+                mincoreSize: req.mincoreSize,
+                intervalThreshold: req.intervalThreshold,
+              },
+              ctx,
+            );
           } finally {
             await vms.release(v.info.id);
           }

@@ -15,13 +15,13 @@ import { loadPageCache } from '../vmm/snapshot/memory-dump.js';
 import { snapshotPaths } from '../vmm/snapshot/snapshot.js';
 import type { Metrics } from './metrics.js';
 import type { ObjectStore } from './redis.js';
-import { requireAvailable, runtimeFor, type Runtimes } from './runtime/index.js';
+import { agentStorage, requireAvailable, runtimeFor, type Runtimes } from './runtime/index.js';
 import type { InvokeOutcome } from './runtime/runtime.js';
 import type { InvocationT, InvokeMode, InvokeRequestT, SnapshotT } from './schemas.js';
 import { errorBody, type Snapshots } from './snapshots.js';
 import type { Store } from './store/index.js';
-import type { Traces } from './traces.js';
-import type { VmManager } from './vms.js';
+import type { TraceRecorder, Traces } from './traces.js';
+import { runtimeVm, type LiveVm, type VmManager } from './vms.js';
 
 /** VMM-side restore phases and the trace names they get. */
 const RESTORE_PHASES: Record<string, string> = {
@@ -47,7 +47,17 @@ export function needsRecording(mode: InvokeMode, s: SnapshotT): boolean {
 }
 
 export class Invoker {
+  /** Idle warm VMs per function: restored once, then kept running between invocations. */
+  private readonly warm = new Map<string, LiveVm[]>();
+
   constructor(private readonly d: InvokerDeps) {}
+
+  /** Stops the function's idle warm VMs (delete, redeploy, shutdown). */
+  async dropWarm(fnName: string): Promise<void> {
+    const idle = this.warm.get(fnName) ?? [];
+    this.warm.delete(fnName);
+    await Promise.all(idle.map((v) => this.d.vms.release(v.info.id)));
+  }
 
   async invoke(fnName: string, req: InvokeRequestT): Promise<InvocationT> {
     const { store, vms, snapshots, metrics } = this.d;
@@ -56,7 +66,7 @@ export class Invoker {
     const mode = req.mode ?? fn.defaultMode;
     requireAvailable(runtime);
     // warm (a kept-alive VM) needs a guest that serves more than one invocation: agent runtimes.
-    if (mode === 'warm' || !runtime.supportsMode(mode))
+    if (!runtime.supportsMode(mode))
       throw new FaasnapError(
         'MODE_UNSUPPORTED',
         `${fn.runtime} functions cannot run in ${mode} mode`,
@@ -104,55 +114,42 @@ export class Invoker {
     let apiError: unknown;
     try {
       await snapshots.use(snapId, async () => {
-        const vm = await rec.phase('pool-take', () =>
-          vms.acquire({
-            function: fn.name,
-            memoryMiB: fn.memoryMiB,
-            vcpus: fn.vcpus,
-            purpose: 'invocation',
-            invocation: id,
-          }),
-        );
+        const idle = mode === 'warm' ? this.warm.get(fn.name)?.pop() : undefined;
+        const vm =
+          idle ??
+          (await rec.phase('pool-take', () =>
+            vms.acquire({
+              function: fn.name,
+              memoryMiB: fn.memoryMiB,
+              vcpus: fn.vcpus,
+              purpose: mode === 'warm' ? 'warm' : 'invocation',
+              invocation: id,
+            }),
+          ));
+        vm.info.invocation = id;
         store.invocations.setVm(id, vm.info.id);
-        const vmm = vm.vmm!;
+        rec.root.setAttribute('faasnap.warm_hit', idle !== undefined);
+        let keep = false;
         try {
-          if (mode === 'cached')
-            await rec.phase('page-cache-load', async () =>
-              loadPageCache(snapshotPaths(snap.dir).memoryFile),
-            );
-          const restoreStart = performance.now();
-          let restored: { phases: PhaseTiming[] };
-          try {
-            restored = await rec.phase('restore', () =>
-              vmm.call<{ phases: PhaseTiming[] }>({ type: 'restore', snapshotDir: snap.dir, mode }),
-            );
-          } catch (e) {
-            metrics.restoreFailures.inc({
-              mode,
-              code: isFaasnapError(e) ? e.code : 'DAEMON_INTERNAL',
-            });
-            throw e;
-          }
-          // The VMM's own restore phases, placed on the daemon's clock at the restore call.
-          const base = restored.phases.find((p) => p.name in RESTORE_PHASES)?.startMs ?? 0;
-          for (const p of restored.phases) {
-            const name = RESTORE_PHASES[p.name];
-            if (name) rec.record(name, restoreStart + (p.startMs - base), p.durationMs);
-          }
+          // A warm invocation without an idle VM starts one from the snapshot in page cache.
+          const restoreStart = idle
+            ? undefined
+            : await this.restore(vm, snap, mode === 'warm' ? 'cached' : mode, rec);
           vms.setState(vm.info.id, 'running');
-          outcome = await runtime.run(vmm, fn, input, timeoutMs, rec);
-          const stats = await vmm.call<VmmStats>({ type: 'stats' }).catch(() => undefined);
-          if (stats?.prefetch)
-            rec.record('loader-progress', restoreStart, stats.prefetch.ms, {
-              bytes: stats.prefetch.bytes,
-              cancelled: stats.prefetch.cancelled,
-            });
-          if (stats) {
-            rec.root.setAttribute('faasnap.vmm.major_faults', stats.majorFaults);
-            rec.root.setAttribute('faasnap.vmm.read_bytes', stats.readBytes);
-          }
+          outcome = await runtime.run(runtimeVm(vm), fn, input, timeoutMs, rec, {
+            storage: agentStorage(this.d.objects),
+          });
+          // A failed instance is discarded, never reused.
+          keep = mode === 'warm' && outcome.ok;
+          if (restoreStart !== undefined) await this.recordVmmStats(vm, rec, restoreStart);
         } finally {
-          await rec.phase('teardown', () => vms.release(vm.info.id));
+          if (keep) {
+            vms.setState(vm.info.id, 'idle');
+            vm.info.invocation = null;
+            const list = this.warm.get(fn.name) ?? [];
+            list.push(vm);
+            this.warm.set(fn.name, list);
+          } else await rec.phase('teardown', () => vms.release(vm.info.id));
         }
       });
     } catch (e) {
@@ -185,5 +182,61 @@ export class Invoker {
       throw apiError;
     }
     return row;
+  }
+
+  /** Restores `snap` into the VMM process of `vm` in `mode`, recording the VMM's own phases. */
+  private async restore(
+    vm: LiveVm,
+    snap: SnapshotT,
+    mode: Exclude<InvokeMode, 'warm'>,
+    rec: TraceRecorder,
+  ): Promise<number> {
+    const vmm = vm.vmm!;
+    if (mode === 'cached')
+      await rec.phase('page-cache-load', async () =>
+        loadPageCache(snapshotPaths(snap.dir).memoryFile),
+      );
+    const restoreStart = performance.now();
+    let restored: { phases: PhaseTiming[] };
+    try {
+      restored = await rec.phase('restore', () =>
+        vmm.call<{ phases: PhaseTiming[] }>({
+          type: 'restore',
+          snapshotDir: snap.dir,
+          mode,
+          agentSocket: vm.agentSocket,
+        }),
+      );
+    } catch (e) {
+      this.d.metrics.restoreFailures.inc({
+        mode,
+        code: isFaasnapError(e) ? e.code : 'DAEMON_INTERNAL',
+      });
+      throw e;
+    }
+    // The VMM's own restore phases, placed on the daemon's clock at the restore call.
+    const base = restored.phases.find((p) => p.name in RESTORE_PHASES)?.startMs ?? 0;
+    for (const p of restored.phases) {
+      const name = RESTORE_PHASES[p.name];
+      if (name) rec.record(name, restoreStart + (p.startMs - base), p.durationMs);
+    }
+    return restoreStart;
+  }
+
+  /** Loader progress and fault counts of a freshly restored VMM process, on the trace. */
+  private async recordVmmStats(
+    vm: LiveVm,
+    rec: TraceRecorder,
+    restoreStart: number,
+  ): Promise<void> {
+    const stats = await vm.vmm!.call<VmmStats>({ type: 'stats' }).catch(() => undefined);
+    if (!stats) return;
+    if (stats.prefetch)
+      rec.record('loader-progress', restoreStart, stats.prefetch.ms, {
+        bytes: stats.prefetch.bytes,
+        cancelled: stats.prefetch.cancelled,
+      });
+    rec.root.setAttribute('faasnap.vmm.major_faults', stats.majorFaults);
+    rec.root.setAttribute('faasnap.vmm.read_bytes', stats.readBytes);
   }
 }

@@ -186,6 +186,35 @@ export class ObjectStore {
     });
   }
 
+  /** Up to `length` bytes from `offset` and the value's size; OBJECT_UNKNOWN when missing. */
+  getRange(key: string, offset: number, length: number): Promise<{ data: Buffer; size: number }> {
+    return this.guard(async () => {
+      const r = this.redis();
+      const [exists, size, data] = await r
+        .multi()
+        .exists(key)
+        .strlen(key)
+        .getrangeBuffer(key, offset, offset + length - 1)
+        .exec()
+        .then((replies) =>
+          (replies ?? []).map(([err, v]) => {
+            if (err) throw err;
+            return v;
+          }),
+        );
+      if (exists !== 1) throw new FaasnapError('OBJECT_UNKNOWN', key, { key });
+      return { data: data as Buffer, size: size as number };
+    });
+  }
+
+  /** Writes `data` at `offset` of the value; offset 0 replaces it. */
+  putRange(key: string, offset: number, data: Buffer): Promise<void> {
+    return this.guard(async () => {
+      if (offset === 0) await this.redis().set(key, data);
+      else await this.redis().setrange(key, offset, data);
+    });
+  }
+
   list(): Promise<{ key: string; bytes: number }[]> {
     return this.guard(async () => {
       const r = this.redis();

@@ -157,7 +157,7 @@ export const SnapshotInspect = Type.Object(
 );
 export type SnapshotInspectT = Static<typeof SnapshotInspect>;
 
-export const VM_PURPOSES = ['boot', 'warmup', 'record', 'invocation'] as const;
+export const VM_PURPOSES = ['boot', 'warmup', 'record', 'invocation', 'warm'] as const;
 export const Vm = Type.Object(
   {
     id: Type.String(),
@@ -167,6 +167,7 @@ export const Vm = Type.Object(
       Type.Literal('starting'),
       Type.Literal('paused'),
       Type.Literal('running'),
+      Type.Literal('idle', { description: 'a warm VM waiting for its next invocation' }),
       Type.Literal('stopping'),
     ]),
     pid: Nullable(Type.Integer()),

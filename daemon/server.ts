@@ -49,7 +49,7 @@ export async function createDaemon(
   mkdirSync(config.dataDir, { recursive: true });
   const store = Store.open(paths.db);
   const vms = new VmManager(config.poolSize, config);
-  const runtimes = opts.runtimes ?? defaultRuntimes();
+  const runtimes = opts.runtimes ?? defaultRuntimes(config.guest);
   const metrics = new Metrics({
     poolSize: config.poolSize,
     poolIdle: () => vms.pool.idleCount,

@@ -3,14 +3,20 @@
 // process crashes.
 
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { FaasnapError } from '../common/errors.js';
 import type { VmmProcess } from '../vmm/process/client.js';
 import { VmmPool } from '../vmm/process/pool.js';
+import type { RuntimeVm } from './runtime/runtime.js';
 import type { VmT } from './schemas.js';
 
 export interface LiveVm {
   info: VmT;
   vmm: VmmProcess | undefined;
+  /** Where this VM's agent channel listens (if its guest has one). */
+  agentSocket: string;
 }
 
 export interface VmLimits {
@@ -21,6 +27,8 @@ export interface VmLimits {
 export class VmManager {
   readonly pool: VmmPool;
   private readonly live = new Map<string, LiveVm>();
+  /** Agent sockets: short paths (sockaddr_un holds 107 bytes), removed with the daemon. */
+  private readonly socketDir = mkdtempSync(join(tmpdir(), 'faasnap-vms-'));
 
   constructor(
     poolSize: number,
@@ -73,6 +81,7 @@ export class VmManager {
     const id = `vm-${randomBytes(6).toString('hex')}`;
     const entry: LiveVm = {
       vmm: undefined,
+      agentSocket: join(this.socketDir, `${id}.sock`),
       info: {
         id,
         function: req.function,
@@ -111,11 +120,20 @@ export class VmManager {
       await v.vmm?.kill();
     } finally {
       this.live.delete(id);
+      // The VMM removes its socket when it stops; not when it was killed.
+      rmSync(v.agentSocket, { force: true });
     }
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.live.keys()].map((id) => this.release(id)));
     await this.pool.close();
+    rmSync(this.socketDir, { recursive: true, force: true });
   }
+}
+
+/** The runtime's view of a live VM (its process must have been taken: acquire() did). */
+export function runtimeVm(v: LiveVm): RuntimeVm {
+  if (!v.vmm) throw new FaasnapError('INVALID_VM_STATE', `${v.info.id} has no VMM process`);
+  return { id: v.info.id, vmm: v.vmm, agentSocket: v.agentSocket };
 }

@@ -7,9 +7,14 @@ cd "$(dirname "$0")/.."
 
 # Toolchain for the addon and micro-guests; redis-server for the daemon's object store;
 # debootstrap/e2fsprogs/libc6-dev for the guest root filesystem (static init); the kernel source
-# and its build tools for the guest kernel; busybox-static for the Linux-tier test initramfs.
+# and its build tools for the guest kernel; busybox-static for the Linux-tier test initramfs;
+# the workloads' libraries, so their handlers' tier-1 tests run on the host as in the guest;
+# FUSE for the bench's emulated slow storage (bench/experiments/slow-storage.ts).
 DEBIAN_PACKAGES=(gcc g++ make python3 binutils libc6-dev redis-server debootstrap e2fsprogs
-  linux-source-6.1 bc bison flex libelf-dev xz-utils patch perl busybox-static)
+  linux-source-6.1 bc bison flex libelf-dev xz-utils patch perl busybox-static
+  python3-pil python3-numpy python3-chameleon python3-six python3-pyaes python3-igraph
+  python3-torch python3-torchvision libopenblas0-pthread ffmpeg
+  fuse3 libfuse3-dev pkg-config)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
@@ -35,10 +40,10 @@ fi
 [ -f native/build/Makefile ] || npm run --silent install
 npm run --silent build
 
-# Guest kernel and small root filesystem: built once per machine, cached by content hash
+# Guest kernel and the test root filesystem (small-node): built once per machine, cached by content hash
 # (~7 min and ~2 min the first time). FAASNAP_SKIP_GUEST_BUILD=1 skips them (tier 3 then
 # reports that it did not run).
 if [ "${FAASNAP_SKIP_GUEST_BUILD:-0}" != 1 ]; then
   bash guest/kernel/build.sh >/dev/null
-  if [ "$(id -u)" -eq 0 ]; then bash guest/rootfs/build.sh small >/dev/null; fi
+  if [ "$(id -u)" -eq 0 ]; then bash guest/rootfs/build.sh small-node >/dev/null; fi
 fi

@@ -81,6 +81,7 @@ export function functionRoutes(app: FastifyInstance, ctx: DaemonContext): void {
         throw new FaasnapError('FUNCTION_STATE', `${f.name} is deploying (${f.state})`, {
           state: f.state,
         });
+      await ctx.invoker.dropWarm(f.name);
       for (const s of ctx.store.snapshots.list(f.name)) await ctx.snapshots.delete(s.id);
       ctx.store.functions.delete(f.name);
       return reply.code(204).send();

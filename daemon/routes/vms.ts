@@ -3,8 +3,9 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { DaemonContext } from '../context.js';
-import { requireAvailable, runtimeFor } from '../runtime/index.js';
+import { agentStorage, requireAvailable, runtimeFor } from '../runtime/index.js';
 import { Id, Name, Vm } from '../schemas.js';
+import { runtimeVm } from '../vms.js';
 import { errors } from './common.js';
 
 const IdParams = Type.Object({ id: Id });
@@ -38,7 +39,10 @@ export function vmRoutes(app: FastifyInstance, ctx: DaemonContext): void {
         purpose: 'boot',
       });
       try {
-        await runtime.boot(vm.vmm!, fn);
+        const warmUp = await runtime.prepareInput(fn, runtime.recordParams(fn), {
+          getObject: (k) => ctx.objects.get(k),
+        });
+        await runtime.boot(runtimeVm(vm), fn, warmUp, { storage: agentStorage(ctx.objects) });
       } catch (e) {
         await ctx.vms.release(vm.info.id);
         throw e;

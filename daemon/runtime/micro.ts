@@ -17,7 +17,6 @@ import {
   parseTouchOutput,
 } from '../../guest/micro/index.js';
 import { dataPages } from '../../guest/micro/launch.js';
-import type { VmmProcess } from '../../vmm/process/client.js';
 import type { FunctionConfigT, InvokeMode } from '../schemas.js';
 import type { FunctionRuntime, InvokeOutcome, PreparedInput } from './runtime.js';
 
@@ -79,6 +78,8 @@ function touchPages(fn: FunctionConfigT, p: Record<string, unknown>): number[] {
 export const microRuntime: FunctionRuntime = {
   name: 'micro',
   available: true,
+  // A micro function's snapshot precedes its first instruction: warm up in another VM.
+  warmUpInBoot: false,
 
   validateConfig(fn) {
     if (!(MICRO_HANDLERS as readonly string[]).includes(fn.handler))
@@ -132,7 +133,7 @@ export const microRuntime: FunctionRuntime = {
     return { params, memory: { gpa: MICRO_PARAM_GPA, data } };
   },
 
-  async boot(vmm: VmmProcess, fn) {
+  async boot({ vmm }, fn) {
     // The guest gets the blob's length in rcx at boot: announce the whole 2 MiB parameter area
     // (zeros = an empty input) so that any input written before resume fits.
     await vmm.call({
@@ -155,7 +156,19 @@ export const microRuntime: FunctionRuntime = {
     }
   },
 
-  async run(vmm, fn, input, timeoutMs, rec): Promise<InvokeOutcome> {
+  async record({ vmm }, fn, spec) {
+    const m = spec.input.memory;
+    await vmm.call({
+      type: spec.kind === 'faasnap' ? 'record-faasnap' : 'record-reap',
+      snapshotDir: spec.snapshotDir,
+      input: m ? { gpa: m.gpa, data: m.data } : undefined,
+      timeoutMs: spec.timeoutMs,
+      mincoreSize: spec.mincoreSize,
+      intervalThreshold: spec.intervalThreshold,
+    });
+  },
+
+  async run({ vmm }, fn, input, timeoutMs, rec): Promise<InvokeOutcome> {
     if (input.memory) {
       const m = input.memory;
       await rec.phase(

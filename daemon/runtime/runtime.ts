@@ -3,6 +3,7 @@
 // booted) paused VM, and what the record input is. The daemon's deploy chain, invocations,
 // traces and metrics are written against this interface only.
 
+import type { AgentStorage } from '../../guest/agent/storage.js';
 import type { VmmProcess } from '../../vmm/process/client.js';
 import type { ErrorBodyT, FunctionConfigT, InvokeMode, RuntimeName } from '../schemas.js';
 
@@ -11,6 +12,8 @@ export type InvokeOutcome = { ok: true; result: unknown } | { ok: false; error: 
 /** Records one named phase of an invocation as a trace span and a phase timing. */
 export interface PhaseRecorder {
   phase<T>(name: string, fn: () => Promise<T>, attributes?: Record<string, unknown>): Promise<T>;
+  /** A phase measured elsewhere (the guest, the VMM process), from `startPerf` (performance.now()). */
+  record(name: string, startPerf: number, durationMs: number): void;
 }
 
 /** An invocation's input, checked and encoded before any VM is taken. */
@@ -26,10 +29,33 @@ export interface RuntimeDeps {
   getObject(key: string): Promise<Buffer>;
 }
 
+/** A live VM as a runtime sees it: its VMM process and where its agent channel listens. */
+export interface RuntimeVm {
+  id: string;
+  vmm: VmmProcess;
+  agentSocket: string;
+}
+
+/** What boot/run/record may use beyond the VM: the object store as the guest sees it. */
+export interface RunContext {
+  storage: AgentStorage;
+}
+
+export interface RecordSpec {
+  kind: 'faasnap' | 'reap';
+  snapshotDir: string;
+  input: PreparedInput;
+  timeoutMs: number;
+  mincoreSize?: number;
+  intervalThreshold?: number;
+}
+
 export interface FunctionRuntime {
   readonly name: RuntimeName;
   /** False until the runtime's guest exists: every deploy/boot/invoke answers RUNTIME_UNAVAILABLE. */
   readonly available: boolean;
+  /** Why it is not available (what is missing), for the RUNTIME_UNAVAILABLE message. */
+  readonly unavailableReason?: string;
   /** Throws REQUEST_INVALID when a registration does not fit this runtime. */
   validateConfig(fn: FunctionConfigT): void;
   supportsMode(mode: InvokeMode): boolean;
@@ -41,14 +67,26 @@ export interface FunctionRuntime {
     params: Record<string, unknown>,
     deps: RuntimeDeps,
   ): Promise<PreparedInput>;
-  /** Boots a fresh VM for `fn` in `vmm` and leaves it paused where the base snapshot is taken. */
-  boot(vmm: VmmProcess, fn: FunctionConfigT): Promise<void>;
-  /** Runs one invocation in the paused VM of `vmm`; function failures are outcomes, not throws. */
+  /**
+   * True when boot() runs the warm-up invocation itself, in the VM that is then snapshotted
+   * (agent runtimes: the snapshot holds the imported handler). Otherwise the deploy chain
+   * warms up in a throw-away VM.
+   */
+  readonly warmUpInBoot: boolean;
+  /** Boots a fresh VM for `fn` and leaves it paused where the base snapshot is taken. */
+  boot(vm: RuntimeVm, fn: FunctionConfigT, warmUp: PreparedInput, ctx: RunContext): Promise<void>;
+  /**
+   * Runs one invocation in `vm`: paused right after a restore, or still running from an earlier
+   * invocation (warm). Function failures are outcomes, not throws.
+   */
   run(
-    vmm: VmmProcess,
+    vm: RuntimeVm,
     fn: FunctionConfigT,
     input: PreparedInput,
     timeoutMs: number,
     rec: PhaseRecorder,
+    ctx: RunContext,
   ): Promise<InvokeOutcome>;
+  /** Records a working set of a snapshot of `fn` in the fresh VMM process of `vm`. */
+  record(vm: RuntimeVm, fn: FunctionConfigT, spec: RecordSpec, ctx: RunContext): Promise<void>;
 }

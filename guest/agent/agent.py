@@ -38,6 +38,8 @@ import threading
 import time
 
 MAX_FRAME = 0xFFFFFF  # 16 MiB - 1: the first byte of a frame is always 0x00 (resync point)
+# Bytes per storage.get/put message: base64 of 8 MiB fits a frame (protocol.ts STORAGE_CHUNK_BYTES).
+STORAGE_CHUNK = 8 << 20
 DEFAULT_CHANNEL = "/dev/hvc0"
 DEFAULT_FUNCTIONS = "/opt/faasnap/functions"
 NODE_RUNTIME = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node-runtime.mjs")
@@ -214,6 +216,24 @@ def wait_open(path):
 # ---- invocations -----------------------------------------------------------------------------
 
 
+# <linux/random.h>: _IOW('R', 0x03, int[2]) and _IO('R', 0x07).
+RNDADDENTROPY = 0x40085203
+RNDRESEEDCRNG = 0x5207
+
+
+def reseed_kernel_rng(data):
+    """Credits `data` to the kernel's input pool and reseeds the CRNG from it (root only)."""
+    import fcntl  # only needed here; keeps the agent's start-up imports minimal
+
+    req = struct.pack("ii", len(data) * 8, len(data)) + data
+    fd = os.open("/dev/urandom", os.O_WRONLY)
+    try:
+        fcntl.ioctl(fd, RNDADDENTROPY, req)
+        fcntl.ioctl(fd, RNDRESEEDCRNG)
+    finally:
+        os.close(fd)
+
+
 def b64(data):
     return binascii.b2a_base64(data, newline=False).decode("ascii")
 
@@ -262,12 +282,12 @@ class Context:
 
     def storage_get(self, key):
         """The bytes stored under `key` on the host, or None."""
-        return self._agent.storage_request({"type": "storage.get", "key": key})
+        return self._agent.storage_get(key)
 
     def storage_put(self, key, value):
         if isinstance(value, str):
             value = value.encode("utf-8")
-        self._agent.storage_request({"type": "storage.put", "key": key, "value": value})
+        self._agent.storage_put(key, value)
 
     def log(self, msg, level="info"):
         self._agent.log(msg, level, self.id)
@@ -384,11 +404,47 @@ class Agent:
                 time.clock_settime(time.CLOCK_REALTIME, wall / 1000.0)
             except (OSError, OverflowError, ValueError) as e:
                 self.log("cannot set the clock: %s" % e, "warn")
+        # Clones share the kernel's RNG state: mix in the host's fresh bytes and force a
+        # reseed, so /dev/urandom (and what seeds from it, below) differs per clone.
+        seed = msg.get("entropy")
+        if isinstance(seed, str) and seed:
+            try:
+                reseed_kernel_rng(binascii.a2b_base64(seed))
+            except (OSError, binascii.Error) as e:
+                self.log("cannot reseed the kernel RNG: %s" % e, "warn")
         rnd = sys.modules.get("random")
         if rnd is not None:
             rnd.seed()
 
     # -- storage (called from the main thread, answered through the reader thread) --
+
+    def storage_get(self, key):
+        """The bytes stored under `key` on the host, or None. Large values come in chunks."""
+        req = {"type": "storage.get", "key": key, "offset": 0, "length": STORAGE_CHUNK}
+        first, size = self.storage_request(req)
+        if first is None or size is None or len(first) >= size:
+            return first
+        parts = [first]
+        got = len(first)
+        while got < size:
+            req = {"type": "storage.get", "key": key, "offset": got, "length": STORAGE_CHUNK}
+            chunk, _ = self.storage_request(req)
+            if not chunk:
+                raise StorageError("%s changed while it was read" % key)
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+
+    def storage_put(self, key, value):
+        view = memoryview(value)
+        offset = 0
+        while True:  # at least one write, so an empty value is stored too
+            chunk = bytes(view[offset : offset + STORAGE_CHUNK])
+            req = {"type": "storage.put", "key": key, "value": chunk, "offset": offset}
+            self.storage_request(req)
+            offset += len(chunk)
+            if offset >= len(value):
+                break
 
     def storage_request(self, msg):
         key = msg.get("key")
@@ -418,12 +474,12 @@ class Agent:
         if msg["type"] == "storage.get":
             value = reply.get("value")
             if value is None:
-                return None
+                return None, None
             try:
-                return binascii.a2b_base64(value)
+                return binascii.a2b_base64(value), reply.get("size")
             except (binascii.Error, TypeError) as e:
                 raise StorageError("host sent invalid base64: %s" % e) from None
-        return None
+        return None, None
 
     # -- main thread --
 
@@ -699,12 +755,18 @@ class NodeRuntime:
         if kind in ("storage.get", "storage.put"):
             reply = {"id": msg["id"], "type": "storage.result"}
             try:
+                # The runtime chunks large values itself: relay each request as it is.
                 req = {"type": kind, "key": msg.get("key")}
+                for field in ("offset", "length"):
+                    if isinstance(msg.get(field), int):
+                        req[field] = msg[field]
                 if kind == "storage.put":
                     req["value"] = binascii.a2b_base64(msg.get("value") or "")
-                value = self.agent.storage_request(req)
+                value, size = self.agent.storage_request(req)
                 if kind == "storage.get":
                     reply["value"] = None if value is None else b64(value)
+                    if size is not None:
+                        reply["size"] = size
             except (StorageError, ValueError, binascii.Error) as e:
                 reply["error"] = str(e)
             self.send(reply)

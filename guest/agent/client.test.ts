@@ -170,6 +170,21 @@ test('storage get/put are relayed to the host', async () => {
   assert.deepEqual(storage.map.get('output'), Buffer.from(input).reverse());
 });
 
+test('values larger than a frame move in chunks both ways', async () => {
+  // 20 MiB: three 8 MiB chunks, the last one partial; base64 of the whole would not fit a frame.
+  const big = Buffer.alloc(20 << 20);
+  for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i, i);
+  await storage.put('big', big);
+  const r = await client.invoke('storage', { in: 'big', out: 'big-out' }, { timeoutMs: 60_000 });
+  assert.deepEqual(r.result, { len: big.length, missing: true });
+  assert.ok(storage.map.get('big-out')?.equals(Buffer.from(big).reverse()));
+  const js = await client.waitReady();
+  if (!js.runtimes.includes('node')) return;
+  const j = await client.invoke('storage-js', { in: 'big', out: 'big-js' }, { timeoutMs: 60_000 });
+  assert.deepEqual(j.result, { len: big.length, missing: true });
+  assert.ok(storage.map.get('big-js')?.equals(Buffer.from(big).reverse()));
+});
+
 test('a result larger than a frame becomes an error result', async () => {
   await assert.rejects(
     client.invoke('exec', { script: 'result = "x" * (17 << 20)' }, { timeoutMs: 20_000 }),

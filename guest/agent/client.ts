@@ -3,6 +3,7 @@
 // VM's console socket (vmm/devices/virtio/console/unix-socket-backend.ts) or, in tests, a pipe
 // to an agent running on the host.
 
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -15,8 +16,11 @@ import {
   type LogMessage,
   type ReadyMessage,
   type ResultMessage,
+  type StorageGetMessage,
+  type StoragePutMessage,
   FrameDecoder,
   MAX_FRAME_BYTES,
+  STORAGE_CHUNK_BYTES,
   encodeFrame,
   parseGuestMessage,
 } from './protocol.js';
@@ -69,11 +73,16 @@ interface ClientEvents {
   close: [];
 }
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+// No repeated group: V8's backtracking would overflow its stack on megabytes of base64.
+const BASE64_CHARS = /^[A-Za-z0-9+/]*={0,2}$/;
+const isBase64 = (s: string): boolean => s.length % 4 === 0 && BASE64_CHARS.test(s);
 const FUNCTION_ERROR_CODES: Record<string, ErrorCode> = {
   not_found: 'FUNCTION_NOT_FOUND',
   timeout: 'FUNCTION_TIMEOUT',
 };
+
+/** Host randomness sent with every restore-ping (a ChaCha key's worth). */
+const RESTORE_ENTROPY_BYTES = 32;
 
 export class AgentClient extends EventEmitter<ClientEvents> {
   readonly storage: AgentStorage;
@@ -139,7 +148,11 @@ export class AgentClient extends EventEmitter<ClientEvents> {
   async restored(opts: RestoreOptions = {}): Promise<ReadyMessage> {
     const m = await this.request(
       'restore',
-      { restore: true, wallClockMs: opts.wallClockMs ?? Date.now() },
+      {
+        restore: true,
+        wallClockMs: opts.wallClockMs ?? Date.now(),
+        entropy: randomBytes(RESTORE_ENTROPY_BYTES).toString('base64'),
+      },
       opts.timeoutMs ?? this.pingTimeoutMs,
     );
     return m as unknown as ReadyMessage;
@@ -261,7 +274,7 @@ export class AgentClient extends EventEmitter<ClientEvents> {
       }
       case 'storage.get':
       case 'storage.put':
-        void this.serveStorage(m.id, m.type, m.key, m.type === 'storage.put' ? m.value : '');
+        void this.serveStorage(m);
         return;
       case 'log':
         this.emit('log', m);
@@ -277,24 +290,31 @@ export class AgentClient extends EventEmitter<ClientEvents> {
     p.resolve(m);
   }
 
-  private async serveStorage(
-    id: number,
-    type: 'storage.get' | 'storage.put',
-    key: string,
-    value: string,
-  ): Promise<void> {
+  private async serveStorage(m: StorageGetMessage | StoragePutMessage): Promise<void> {
+    const id = m.id;
     let reply: HostMessage;
     try {
-      if (type === 'storage.get') {
-        const v = await this.storage.get(key);
+      if (m.type === 'storage.get' && m.offset === undefined && m.length === undefined) {
+        const v = await this.storage.get(m.key);
         reply = {
           id,
           type: 'storage.result',
           value: v === undefined ? null : v.toString('base64'),
         };
+      } else if (m.type === 'storage.get') {
+        const r = await this.storage.getRange(
+          m.key,
+          m.offset ?? 0,
+          m.length ?? STORAGE_CHUNK_BYTES,
+        );
+        reply = r
+          ? { id, type: 'storage.result', value: r.data.toString('base64'), size: r.size }
+          : { id, type: 'storage.result', value: null };
       } else {
-        if (!BASE64.test(value)) throw new Error('value is not base64');
-        await this.storage.put(key, Buffer.from(value, 'base64'));
+        if (!isBase64(m.value)) throw new Error('value is not base64');
+        const data = Buffer.from(m.value, 'base64');
+        if (m.offset === undefined) await this.storage.put(m.key, data);
+        else await this.storage.putRange(m.key, m.offset, data);
         reply = { id, type: 'storage.result' };
       }
     } catch (e) {

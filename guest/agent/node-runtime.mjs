@@ -90,8 +90,43 @@ function dispatch(message) {
     if (!w) return;
     storageWaiting.delete(message.id);
     if (message.error != null) w.reject(new Error(`storage: ${message.error}`));
-    else w.resolve(message.value == null ? undefined : Buffer.from(message.value, 'base64'));
+    else
+      w.resolve({
+        value: message.value == null ? undefined : Buffer.from(message.value, 'base64'),
+        size: message.size,
+      });
   }
+}
+
+// Values larger than a frame move in chunks of this many bytes (base64 of it fits a frame).
+const STORAGE_CHUNK = 8 << 20;
+
+async function storageGet(key) {
+  const parts = [];
+  let got = 0;
+  for (;;) {
+    const r = await storageRequest({
+      type: 'storage.get',
+      key,
+      offset: got,
+      length: STORAGE_CHUNK,
+    });
+    if (r.value === undefined) return undefined;
+    parts.push(r.value);
+    got += r.value.length;
+    if (r.size === undefined || got >= r.size) return Buffer.concat(parts);
+    if (r.value.length === 0) throw new Error(`storage: ${key} changed while it was read`);
+  }
+}
+
+async function storagePut(key, value) {
+  const data = Buffer.from(value);
+  let offset = 0;
+  do {
+    const chunk = data.subarray(offset, offset + STORAGE_CHUNK);
+    await storageRequest({ type: 'storage.put', key, offset, value: chunk.toString('base64') });
+    offset += chunk.length;
+  } while (offset < data.length);
 }
 
 // ---- invocations ----
@@ -124,13 +159,8 @@ async function invoke(message) {
     function: message.function,
     t1: () => void (marks.t1 = now()),
     t2: () => void (marks.t2 = now()),
-    storageGet: (key) => storageRequest({ type: 'storage.get', key: String(key) }),
-    storagePut: (key, value) =>
-      storageRequest({
-        type: 'storage.put',
-        key: String(key),
-        value: Buffer.from(value).toString('base64'),
-      }).then(() => undefined),
+    storageGet: (key) => storageGet(String(key)),
+    storagePut: (key, value) => storagePut(String(key), value),
     log: (msg, level = 'info') => send({ id: message.id, type: 'log', level, msg: String(msg) }),
   };
   const reply = { id: message.id, type: 'result' };

@@ -70,10 +70,19 @@ export const ResultSchema = Type.Object({
 });
 export type ResultMessage = Static<typeof ResultSchema>;
 
+/**
+ * Values larger than a frame travel in chunks: a get names a byte range (the answer carries
+ * the value's total size), a put an offset (0 replaces the value, more writes at that offset).
+ */
+export const STORAGE_CHUNK_BYTES = 8 << 20;
+const Offset = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+
 export const StorageGetSchema = Type.Object({
   id: Id,
   type: Type.Literal('storage.get'),
   key: Key,
+  offset: Type.Optional(Offset),
+  length: Type.Optional(Type.Integer({ minimum: 1, maximum: STORAGE_CHUNK_BYTES })),
 });
 export const StoragePutSchema = Type.Object({
   id: Id,
@@ -81,6 +90,7 @@ export const StoragePutSchema = Type.Object({
   key: Key,
   /** Base64. */
   value: Type.String(),
+  offset: Type.Optional(Offset),
 });
 export type StorageGetMessage = Static<typeof StorageGetSchema>;
 export type StoragePutMessage = Static<typeof StoragePutSchema>;
@@ -125,6 +135,8 @@ export interface PingMessage {
   restore?: boolean;
   /** Host wall clock (ms since the epoch) for the guest to set after a restore. */
   wallClockMs?: number;
+  /** Fresh random bytes (base64) the guest mixes into its kernel RNG and reseeds from. */
+  entropy?: string;
 }
 export interface InvokeMessage {
   id: number;
@@ -136,8 +148,10 @@ export interface InvokeMessage {
 export interface StorageResultMessage {
   id: number;
   type: 'storage.result';
-  /** storage.get: base64 of the value, or null when the key does not exist. */
+  /** storage.get: base64 of the value (or of the range asked for), null: no such key. */
   value?: string | null;
+  /** storage.get of a range: the value's total size in bytes. */
+  size?: number;
   error?: string;
 }
 export type HostMessage = PingMessage | InvokeMessage | StorageResultMessage;

@@ -13,9 +13,9 @@ import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { AgentClient } from '../agent/client.js';
 import type { ReadyMessage } from '../agent/protocol.js';
-import { rootfsPath } from './index.js';
+import { TEST_ROOTFS_VARIANT, rootfsPath } from './index.js';
 
-const image = rootfsPath('small');
+const image = rootfsPath(TEST_ROOTFS_VARIANT);
 let dir = '';
 let child: ChildProcess | undefined;
 

@@ -16,6 +16,7 @@ import {
   rootfsCacheKey,
   rootfsInputs,
   rootfsPath,
+  TEST_ROOTFS_VARIANT,
 } from './index.js';
 
 const repo = repoRoot();
@@ -114,7 +115,7 @@ test('unknown variants are refused', () => {
 });
 
 test('a cached small image, if built, holds init, agent and functions', (t) => {
-  const image = rootfsPath('small');
+  const image = rootfsPath(TEST_ROOTFS_VARIANT);
   let debugfs = '';
   try {
     debugfs = execFileSync('sh', ['-c', 'command -v debugfs || ls /usr/sbin/debugfs'], {

@@ -15,6 +15,12 @@ import { FaasnapError } from '../../common/errors.js';
 export const ROOTFS_VARIANTS = ['small', 'small-node', 'full'] as const;
 export type RootfsVariant = (typeof ROOTFS_VARIANTS)[number];
 
+/**
+ * The image the tests and `npm run demo` boot: Python and Node.js runtimes with the bundled
+ * hello-class functions, at a tenth of the full image's size. setup.sh builds it.
+ */
+export const TEST_ROOTFS_VARIANT: RootfsVariant = 'small-node';
+
 /** Inside every image. */
 export const GUEST_INIT_PATH = '/sbin/faasnap-init';
 export const GUEST_AGENT_PATH = '/opt/faasnap/agent/agent.py';
@@ -22,8 +28,6 @@ export const GUEST_NODE_RUNTIME_PATH = '/opt/faasnap/agent/node-runtime.mjs';
 export const GUEST_FUNCTIONS_DIR = '/opt/faasnap/functions';
 /** The agent channel: virtio-console port 0 without MULTIPORT. */
 export const GUEST_AGENT_CHANNEL = '/dev/hvc0';
-/** Kernel arguments that boot an image on the first virtio-blk disk, read-only. */
-export const ROOTFS_KERNEL_ARGS = `root=/dev/vda ro init=${GUEST_INIT_PATH}`;
 
 // Must match build.sh's cache_key().
 const KEY_HEADER = 'faasnap-rootfs v1';

@@ -29,7 +29,9 @@ async function deployTouch(d: TestDaemon): Promise<string> {
 kvmTest(
   'every route answers as daemon/openapi.json says, errors carry registry codes',
   async () => {
-    const d = await startDaemon();
+    // No guest image: the agent runtimes answer RUNTIME_UNAVAILABLE (test/daemon/linux.test.ts
+    // deploys real python/node functions).
+    const d = await startDaemon({ guest: { rootfs: '/nonexistent/rootfs.ext4' } });
     try {
       const h = await d.call('GET', '/healthz');
       assert.equal(h.body.redis, 'up');
@@ -53,9 +55,14 @@ kvmTest(
       );
       expectError(await d.call('POST', '/functions', '{not json'), 400, 'REQUEST_INVALID');
       assert.equal(
-        (await d.call('POST', '/functions', { name: 'py', runtime: 'python', handler: 'h.main' }))
+        (await d.call('POST', '/functions', { name: 'py', runtime: 'python', handler: 'hello' }))
           .status,
         201,
+      );
+      expectError(
+        await d.call('POST', '/functions', { name: 'py2', runtime: 'python', handler: 'h.main' }),
+        400,
+        'REQUEST_INVALID',
       );
       expectError(await d.call('POST', '/functions/py/deploy'), 501, 'RUNTIME_UNAVAILABLE');
       expectError(

@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { FaasnapError } from '../../common/errors.js';
-import { FileBlockBackend, VirtioBlock } from '../devices/virtio/block/device.js';
+import type { Kvm } from '../kvm/system.js';
 import { Vm, type VmConfig } from '../vm.js';
 import { bootLinux, linuxCmdline, type LinuxBootInfo } from './linux.js';
 
@@ -33,10 +33,17 @@ export interface LinuxVmOptions extends VmConfig {
   /** Raw ext4 image attached as the first virtio-blk device (/dev/vda). */
   rootDisk?: string;
   rootDiskWritable?: boolean;
+  /**
+   * Where the VMM listens for the host end of the agent channel (a virtio-console the guest
+   * sees as /dev/hvc0, the second virtio device). No channel when absent.
+   */
+  agentSocket?: string;
   /** Extra kernel parameters, appended after the defaults. */
   cmdline?: string | readonly string[];
   /** Replace DEFAULT_LINUX_PARAMS (e.g. [] for a verbose boot). */
   defaultParams?: readonly string[];
+  /** An open /dev/kvm (a pooled VMM process has one); opened when absent. */
+  kvm?: Kvm;
 }
 
 export interface LinuxVm {
@@ -62,17 +69,17 @@ function splitParams(p: string | readonly string[] | undefined): string[] {
 export function createLinuxVm(opts: LinuxVmOptions): LinuxVm {
   const kernel = readImage(opts.kernel, 'kernel');
   const initrd = opts.initrd ? readImage(opts.initrd, 'initramfs') : undefined;
-  const vm = Vm.create(opts);
+  const vm = Vm.create(opts, opts.kvm);
   try {
     const writable = opts.rootDiskWritable ?? false;
     const rootParams: string[] = [];
     if (opts.rootDisk) {
-      const backend = new FileBlockBackend(opts.rootDisk, { writable });
-      vm.own(backend);
-      vm.addVirtioDevice(new VirtioBlock({ backend, readOnly: !writable, serial: 'rootfs' }));
+      // Through the device factory (as the console below), so snapshots carry the device.
+      vm.addDevice({ kind: 'virtio-blk', path: opts.rootDisk, writable, serial: 'rootfs' });
       // /dev/vda: the root disk is always the first virtio device we attach.
       rootParams.push('root=/dev/vda', 'rootfstype=ext4', writable ? 'rw' : 'ro');
     }
+    if (opts.agentSocket) vm.addDevice({ kind: 'virtio-console', socket: opts.agentSocket });
     const cmdline = linuxCmdline({
       template: vm.config.cpuTemplate,
       virtio: vm.virtioSlots(),

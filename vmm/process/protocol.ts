@@ -18,11 +18,23 @@ export const ActionSchema = Type.Union([
     vcpus: Type.Integer({ minimum: 1, maximum: 8 }),
     params: Type.Optional(Type.Uint8Array()),
   }),
+  /** Boots a Linux guest from a kernel and a root image, with the agent channel at agentSocket. */
+  Type.Object({
+    id: Type.Integer(),
+    type: Type.Literal('boot-linux'),
+    kernel: Type.String({ minLength: 1 }),
+    rootfs: Type.String({ minLength: 1 }),
+    memMiB: Type.Integer({ minimum: 64, maximum: 65536 }),
+    vcpus: Type.Integer({ minimum: 1, maximum: 8 }),
+    agentSocket: Type.String({ minLength: 1, maxLength: 107 }),
+    cmdline: Type.Optional(Type.Array(Type.String())),
+  }),
   Type.Object({
     id: Type.Integer(),
     type: Type.Literal('restore'),
     snapshotDir: Type.String({ minLength: 1 }),
     mode: Mode,
+    agentSocket: Type.Optional(Type.String({ minLength: 1, maxLength: 107 })),
   }),
   Type.Object({ id: Type.Integer(), type: Type.Literal('start') }),
   Type.Object({ id: Type.Integer(), type: Type.Literal('pause') }),
@@ -47,7 +59,9 @@ export const ActionSchema = Type.Union([
   }),
   /**
    * Records a snapshot's working set (FaaSnap loading set or REAP pages) by running it once
-   * with `input` placed into guest RAM; the VM lives only for the recording.
+   * with `input` placed into guest RAM; the VM lives only for the recording. With
+   * `drive: 'controller'` the action returns once the VM runs; the controller makes the guest
+   * run its function (through the agent channel) and then sends `record-finish`.
    */
   Type.Object({
     id: Type.Integer(),
@@ -63,7 +77,12 @@ export const ActionSchema = Type.Union([
     mincoreSize: Type.Optional(Type.Integer({ minimum: 1 })),
     intervalMs: Type.Optional(Type.Integer({ minimum: 1 })),
     intervalThreshold: Type.Optional(Type.Integer({ minimum: 0 })),
+    agentSocket: Type.Optional(Type.String({ minLength: 1, maxLength: 107 })),
+    drive: Type.Optional(
+      Type.Union([Type.Literal('run-to-completion'), Type.Literal('controller')]),
+    ),
   }),
+  Type.Object({ id: Type.Integer(), type: Type.Literal('record-finish') }),
   /** Resource usage of the VMM process: faults, bytes read from storage, loader progress. */
   Type.Object({ id: Type.Integer(), type: Type.Literal('stats') }),
   Type.Object({ id: Type.Integer(), type: Type.Literal('stop') }),

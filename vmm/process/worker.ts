@@ -8,7 +8,16 @@ import { FaasnapError } from '../../common/errors.js';
 import { createMicroVm } from '../../guest/micro/launch.js';
 import { Kvm } from '../kvm/system.js';
 import { validateState } from '../persist.js';
-import { recordFaasnap, recordReap } from '../snapshot/record.js';
+import { GUEST_INIT_PATH } from '../../guest/rootfs/index.js';
+import { createLinuxVm } from '../boot/linux-vm.js';
+import { LinuxConsoleMonitor } from '../boot/linux-run.js';
+import {
+  startFaasnapRecording,
+  startReapRecording,
+  type ReapRecordResult,
+  type RecordResult,
+  type Recording,
+} from '../snapshot/record.js';
 import { createSnapshot, restoreSnapshot } from '../snapshot/snapshot.js';
 import { Vm } from '../vm.js';
 import { ActionSchema, type Action, type Event, type Reply, type VmmStats } from './protocol.js';
@@ -18,6 +27,8 @@ const kvm = Kvm.open();
 // first-touch allocations); a throw-away VM moves that cost off the restore path.
 Vm.create({ memMiB: 8, vcpus: 1 }, kvm).stop();
 let vm: Vm | undefined;
+/** A controller-driven recording in progress (see the record actions in protocol.ts). */
+let recording: Recording<unknown> | undefined;
 
 function send(msg: Reply | Event): void {
   process.send?.(msg);
@@ -30,14 +41,28 @@ function attach(v: Vm): Vm {
   }
   vm = v;
   v.console.onOutput((chunk) => send({ event: 'console', chunk }));
-  void v.wait().then((exit) =>
-    send({
-      event: 'exit',
-      reason: exit.reason,
-      error: exit.error ? { code: exit.error.code, message: exit.error.message } : undefined,
-    }),
-  );
+  // Linux guests tell a panic or a power-off only on their console.
+  const linux = new LinuxConsoleMonitor(v);
+  void v.wait().then((exit) => {
+    linux.close();
+    const error =
+      linux.panic !== undefined
+        ? { code: 'GUEST_KERNEL_PANIC', message: `guest kernel panic: ${linux.panic}` }
+        : exit.error && { code: exit.error.code, message: exit.error.message };
+    const reason =
+      linux.panic !== undefined
+        ? 'crash'
+        : linux.powerOffMs !== undefined
+          ? 'shutdown'
+          : exit.reason;
+    send({ event: 'exit', reason, error });
+  });
   return v;
+}
+
+function noVm(): void {
+  if (vm || recording)
+    throw new FaasnapError('INVALID_VM_STATE', 'this VMM process already runs a VM');
 }
 
 function stats(): VmmStats {
@@ -67,10 +92,28 @@ async function dispatch(a: Action): Promise<unknown> {
         createMicroVm({ guest: a.guest, memMiB: a.memMiB, vcpus: a.vcpus, params: a.params, kvm }),
       );
       return { phases: current().phases.phases };
+    case 'boot-linux': {
+      const { vm: v, cmdline } = createLinuxVm({
+        kernel: a.kernel,
+        rootDisk: a.rootfs,
+        agentSocket: a.agentSocket,
+        memMiB: a.memMiB,
+        vcpus: a.vcpus,
+        cmdline: [`init=${GUEST_INIT_PATH}`, ...(a.cmdline ?? [])],
+        kvm,
+      });
+      attach(v).start();
+      return { phases: v.phases.phases, cmdline };
+    }
     case 'restore': {
       // The controller owns the page-cache state (it drops or loads it as the experiment says).
       const v = attach(
-        await restoreSnapshot(a.snapshotDir, { mode: a.mode, kvm, preparePageCache: false }),
+        await restoreSnapshot(a.snapshotDir, {
+          mode: a.mode,
+          kvm,
+          preparePageCache: false,
+          agentSocket: a.agentSocket,
+        }),
       );
       void v.loader?.prefetch?.then((s) => (prefetchStats = s));
       return { phases: v.phases.phases };
@@ -100,39 +143,65 @@ async function dispatch(a: Action): Promise<unknown> {
     case 'record-faasnap':
     case 'record-reap': {
       // The recording VM is private to the action; a process serves one VM, so none may exist.
-      if (vm) throw new FaasnapError('INVALID_VM_STATE', 'this VMM process already runs a VM');
+      noVm();
       const input = a.input;
-      const prepare = (v: Vm): void => {
-        if (input) v.memory.write(input.gpa, input.data);
-      };
-      const run = async (v: Vm): Promise<void> => {
-        await v.runToCompletion(a.timeoutMs);
-      };
-      if (a.type === 'record-reap') {
-        const r = await recordReap(a.snapshotDir, run, { kvm, prepare });
-        return { pages: r.pages, recordMs: r.recordMs };
-      }
-      const r = await recordFaasnap(a.snapshotDir, run, {
+      const common = {
         kvm,
-        prepare,
-        mincoreSize: a.mincoreSize,
-        intervalMs: a.intervalMs,
-        intervalThreshold: a.intervalThreshold,
-      });
-      return {
-        workingSetPages: r.workingSetPages,
-        scans: r.scans,
-        recordMs: r.recordMs,
-        loadingSetBytes: r.manifest.file.size,
-        regions: r.manifest.regions.length,
+        agentSocket: a.agentSocket,
+        prepare: (v: Vm): void => {
+          if (input) v.memory.write(input.gpa, input.data);
+        },
       };
+      const started: Recording<unknown> =
+        a.type === 'record-reap'
+          ? await startReapRecording(a.snapshotDir, common)
+          : await startFaasnapRecording(a.snapshotDir, {
+              ...common,
+              mincoreSize: a.mincoreSize,
+              intervalMs: a.intervalMs,
+              intervalThreshold: a.intervalThreshold,
+            });
+      recording = started;
+      if (a.drive === 'controller') {
+        started.vm.console.onOutput((chunk) => send({ event: 'console', chunk }));
+        return { started: true };
+      }
+      try {
+        await started.vm.runToCompletion(a.timeoutMs);
+      } catch (e) {
+        recording = undefined;
+        started.abort();
+        throw e;
+      }
+      return finishRecording();
     }
+    case 'record-finish':
+      return finishRecording();
     case 'stats':
       return stats();
     case 'stop':
       vm?.stop();
+      recording?.abort();
+      recording = undefined;
       return null;
   }
+}
+
+/** Ends the recording in progress and summarises what it wrote. */
+async function finishRecording(): Promise<unknown> {
+  const r = recording;
+  if (!r) throw new FaasnapError('INVALID_VM_STATE', 'no recording in progress');
+  recording = undefined;
+  const result = (await r.finish()) as RecordResult | ReapRecordResult;
+  if ('manifest' in result)
+    return {
+      workingSetPages: result.workingSetPages,
+      scans: result.scans,
+      recordMs: result.recordMs,
+      loadingSetBytes: result.manifest.file.size,
+      regions: result.manifest.regions.length,
+    };
+  return { pages: result.pages, recordMs: result.recordMs };
 }
 
 process.on('message', (msg: unknown) => {
@@ -154,6 +223,7 @@ process.on('message', (msg: unknown) => {
 // The controller went away: nothing may outlive it.
 process.on('disconnect', () => {
   vm?.stop();
+  recording?.abort();
   process.exit(0);
 });
 

@@ -9,7 +9,7 @@ import type { Kvm } from '../kvm/system.js';
 import type { Vm } from '../vm.js';
 import { dropPageCache } from './memory-dump.js';
 import { readStateFile } from './state-file.js';
-import { restoreSnapshot, snapshotPaths } from './snapshot.js';
+import { relocateAgentChannel, restoreSnapshot, snapshotPaths } from './snapshot.js';
 import { ReapSession, reapRegions, type ReapStats } from '../../loader/reap.js';
 import { Vm as VmClass } from '../vm.js';
 import { VmConfigSchema, VmSavedStateSchema } from './vm-state.js';
@@ -18,6 +18,8 @@ export interface RecordOptions extends RecorderOptions, RegionScanOptions {
   kvm?: Kvm;
   /** Called with the restored (paused) VM before it resumes: e.g. to place the record input. */
   prepare?: (vm: Vm) => void | Promise<void>;
+  /** The restored VM's agent channel (see RestoreOptions.agentSocket). */
+  agentSocket?: string;
 }
 
 export interface RecordResult {
@@ -29,15 +31,26 @@ export interface RecordResult {
 }
 
 /**
- * Records the working set of `run` (which drives the resumed VM until the function finished)
- * and writes `loading-set.bin` + `loading-set.json` into the snapshot directory. The VM is
- * stopped afterwards; the snapshot's own files are not modified.
+ * A recording in progress: the snapshot is restored and running with the recorder attached.
+ * Whoever drives the function (a callback, or a controller talking to the guest agent) calls
+ * finish() once it has returned: the VM is stopped and the working set written. abort() stops
+ * without writing anything.
  */
-export async function recordFaasnap(
+export interface Recording<R> {
+  vm: Vm;
+  finish(): Promise<R>;
+  abort(): void;
+}
+
+/**
+ * Starts recording the working set of the snapshot in `dir` for FaaSnap: a lazy restore with a
+ * cold page cache, mincore scans while the function runs; finish() writes `loading-set.bin` +
+ * `loading-set.json` beside the snapshot (whose own files are not modified).
+ */
+export async function startFaasnapRecording(
   dir: string,
-  run: (vm: Vm) => Promise<void>,
   opts: RecordOptions = {},
-): Promise<RecordResult> {
+): Promise<Recording<RecordResult>> {
   const paths = snapshotPaths(dir);
   const state = await readStateFile(paths.stateFile);
   dropPageCache(paths.memoryFile);
@@ -45,32 +58,64 @@ export async function recordFaasnap(
     mode: 'vanilla',
     kvm: opts.kvm,
     preparePageCache: false,
+    agentSocket: opts.agentSocket,
   });
   const recorder = new MincoreRecorder(paths.memoryFile, state.memory.size, opts);
   const t0 = performance.now();
-  let groups;
   try {
     await opts.prepare?.(vm);
     recorder.start();
     vm.resume();
-    await run(vm);
-  } finally {
-    groups = recorder.stop();
+  } catch (e) {
+    recorder.stop();
     vm.stop();
+    throw e;
   }
-  const recordMs = performance.now() - t0;
-  const scan = await scanFile(paths.memoryFile, opts);
-  const manifest = await buildLoadingSet({
-    memoryFilePath: paths.memoryFile,
-    stateChecksum: state.checksum,
-    groups: groups.groups,
-    scans: groups.scans,
-    scan,
-    intervalThreshold: opts.intervalThreshold,
-    loadingSetPath: paths.loadingSetFile,
-    manifestPath: paths.loadingSetManifest,
-  });
-  return { manifest, workingSetPages: groups.residentPages, scans: groups.scans, recordMs };
+  const abort = (): void => {
+    recorder.stop();
+    vm.stop();
+  };
+  const finish = async (): Promise<RecordResult> => {
+    const groups = recorder.stop();
+    vm.stop();
+    const recordMs = performance.now() - t0;
+    const scan = await scanFile(paths.memoryFile, opts);
+    const manifest = await buildLoadingSet({
+      memoryFilePath: paths.memoryFile,
+      stateChecksum: state.checksum,
+      groups: groups.groups,
+      scans: groups.scans,
+      scan,
+      intervalThreshold: opts.intervalThreshold,
+      loadingSetPath: paths.loadingSetFile,
+      manifestPath: paths.loadingSetManifest,
+    });
+    return { manifest, workingSetPages: groups.residentPages, scans: groups.scans, recordMs };
+  };
+  return { vm, finish, abort };
+}
+
+/** Records with `run` driving the resumed VM until the function finished. */
+export function recordFaasnap(
+  dir: string,
+  run: (vm: Vm) => Promise<void>,
+  opts: RecordOptions = {},
+): Promise<RecordResult> {
+  return drive(startFaasnapRecording(dir, opts), run);
+}
+
+async function drive<R>(
+  started: Promise<Recording<R>>,
+  run: (vm: Vm) => Promise<void>,
+): Promise<R> {
+  const r = await started;
+  try {
+    await run(r.vm);
+  } catch (e) {
+    r.abort();
+    throw e;
+  }
+  return r.finish();
 }
 
 export interface ReapRecordResult {
@@ -79,21 +124,27 @@ export interface ReapRecordResult {
   recordMs: number;
 }
 
+export interface ReapRecordOptions {
+  kvm?: Kvm;
+  prepare?: (vm: Vm) => void | Promise<void>;
+  agentSocket?: string;
+}
+
 /**
- * Records REAP's working set: the snapshot is restored with all guest memory served by
- * userfaultfd from the memory file, `run` drives the function once, and the faulted pages (in
- * fault order) are written to the snapshot's reap/ directory.
+ * Starts recording REAP's working set: the snapshot is restored with all guest memory served by
+ * userfaultfd from the memory file; finish() writes the faulted pages (in fault order) to the
+ * snapshot's reap/ directory.
  */
-export async function recordReap(
+export async function startReapRecording(
   dir: string,
-  run: (vm: Vm) => Promise<void>,
-  opts: { kvm?: Kvm; prepare?: (vm: Vm) => void | Promise<void> } = {},
-): Promise<ReapRecordResult> {
+  opts: ReapRecordOptions = {},
+): Promise<Recording<ReapRecordResult>> {
   const paths = snapshotPaths(dir);
   const state = await readStateFile(paths.stateFile, {
     configSchema: VmConfigSchema,
     stateSchema: VmSavedStateSchema,
   });
+  relocateAgentChannel(state.state, opts.agentSocket);
   const vm = VmClass.restore(state.config, state.state, opts.kvm);
   let session: ReapSession;
   try {
@@ -110,13 +161,26 @@ export async function recordReap(
   try {
     await opts.prepare?.(vm);
     vm.resume();
-    await run(vm);
-  } finally {
+  } catch (e) {
     vm.stop();
+    throw e;
   }
-  const recordMs = performance.now() - t0;
-  session.assertServed();
-  const stats = session.stats();
-  await session.saveWorkingSet(paths.reapDir, { snapshotId: state.checksum });
-  return { pages: stats.recordedPages, stats, recordMs };
+  const finish = async (): Promise<ReapRecordResult> => {
+    vm.stop();
+    const recordMs = performance.now() - t0;
+    session.assertServed();
+    const stats = session.stats();
+    await session.saveWorkingSet(paths.reapDir, { snapshotId: state.checksum });
+    return { pages: stats.recordedPages, stats, recordMs };
+  };
+  return { vm, finish, abort: () => vm.stop() };
+}
+
+/** Records REAP's working set with `run` driving the resumed VM. */
+export function recordReap(
+  dir: string,
+  run: (vm: Vm) => Promise<void>,
+  opts: ReapRecordOptions = {},
+): Promise<ReapRecordResult> {
+  return drive(startReapRecording(dir, opts), run);
 }

@@ -95,6 +95,28 @@ export interface RestoreOptions {
   kvm?: Kvm;
   /** Page-cache preparation for vanilla/cached (drop/load); skip when the caller did it. */
   preparePageCache?: boolean;
+  /**
+   * Where the restored VM's agent channel listens. Required when the snapshot has one: clones
+   * of one snapshot run side by side, so each needs its own socket (and the snapshot's path
+   * may belong to a live VM).
+   */
+  agentSocket?: string;
+}
+
+/** Points the saved virtio-console (agent channel) at `socket`. */
+export function relocateAgentChannel(
+  state: Static<typeof VmSavedStateSchema>,
+  socket?: string,
+): void {
+  for (const d of state.virtio) {
+    if (d.spec.kind !== 'virtio-console') continue;
+    if (!socket)
+      throw new FaasnapError(
+        'INVALID_VM_CONFIG',
+        'the snapshot has an agent channel: give the restored VM its own socket path',
+      );
+    d.spec = { ...d.spec, socket };
+  }
 }
 
 /** Restores the snapshot in `dir`; the VM is returned paused (call resume()). */
@@ -128,6 +150,7 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
       if (variant) dropPageCache(paths.loadingSetFile);
     }
   }
+  relocateAgentChannel(file.state, opts.agentSocket);
   t = performance.now();
   const vm = Vm.restore(file.config, file.state, opts.kvm);
   timer.record('restore-vm', t);

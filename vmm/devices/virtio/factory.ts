@@ -4,6 +4,8 @@
 
 import { Type, type Static } from '@sinclair/typebox';
 import { FileBlockBackend, VirtioBlock } from './block/device.js';
+import { VirtioConsole } from './console/device.js';
+import { UnixSocketConsoleBackend } from './console/unix-socket-backend.js';
 import type { VirtioDevice } from './device.js';
 
 export const VirtioDeviceSpecSchema = Type.Union([
@@ -13,6 +15,14 @@ export const VirtioDeviceSpecSchema = Type.Union([
       path: Type.String({ minLength: 1 }),
       writable: Type.Boolean(),
       serial: Type.String({ maxLength: 20 }),
+    },
+    { additionalProperties: false },
+  ),
+  // The agent channel: the host end is a Unix socket the VMM listens on.
+  Type.Object(
+    {
+      kind: Type.Literal('virtio-console'),
+      socket: Type.String({ minLength: 1, maxLength: 107 }),
     },
     { additionalProperties: false },
   ),
@@ -36,6 +46,10 @@ export function createVirtioDevice(spec: VirtioDeviceSpec): CreatedDevice {
         backend.close();
         throw e;
       }
+    }
+    case 'virtio-console': {
+      const backend = UnixSocketConsoleBackend.open({ path: spec.socket });
+      return { device: new VirtioConsole({ backend }), resources: [backend] };
     }
   }
 }

@@ -47,6 +47,22 @@ function isLive(path: string): Promise<boolean> {
   });
 }
 
+function checkOptions(opts: UnixSocketConsoleOptions): void {
+  const path = opts.path;
+  for (const [name, v] of [
+    ['inputHighWater', opts.inputHighWater],
+    ['outputBacklog', opts.outputBacklog],
+    ['outputHighWater', opts.outputHighWater],
+  ] as const) {
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) {
+      throw configError(`${name} must be a positive integer`, path);
+    }
+  }
+  if (!path || Buffer.byteLength(path) > MAX_SOCKET_PATH) {
+    throw configError(`path must be 1..${MAX_SOCKET_PATH} bytes`, path);
+  }
+}
+
 export class UnixSocketConsoleBackend implements ConsoleBackend {
   readonly path: string;
   readonly stats = {
@@ -82,36 +98,42 @@ export class UnixSocketConsoleBackend implements ConsoleBackend {
     server.on('connection', (s) => this.onConnection(s));
   }
 
-  /** Starts listening. Throws INVALID_VM_CONFIG for a bad, taken or unusable path. */
+  /**
+   * Starts listening. Throws INVALID_VM_CONFIG for a bad, taken or unusable path; a socket
+   * file that nobody accepts on (left by a VMM that died) is replaced.
+   */
   static async listen(opts: UnixSocketConsoleOptions): Promise<UnixSocketConsoleBackend> {
+    checkOptions(opts);
+    const st = fs.lstatSync(opts.path, { throwIfNoEntry: false });
+    if (st?.isSocket() && (await isLive(opts.path))) {
+      throw configError('is in use by another process', opts.path);
+    }
+    return UnixSocketConsoleBackend.open(opts);
+  }
+
+  /**
+   * Synchronous listen, for device factories: the path belongs to this VM, so an existing
+   * socket file there is stale and replaced without probing it. Node binds a Unix socket
+   * synchronously inside listen() (only the events are deferred), so whether the socket file
+   * exists right after the call tells whether the bind worked.
+   */
+  static open(opts: UnixSocketConsoleOptions): UnixSocketConsoleBackend {
+    checkOptions(opts);
     const path = opts.path;
-    for (const [name, v] of [
-      ['inputHighWater', opts.inputHighWater],
-      ['outputBacklog', opts.outputBacklog],
-      ['outputHighWater', opts.outputHighWater],
-    ] as const) {
-      if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) {
-        throw configError(`${name} must be a positive integer`, path);
-      }
-    }
-    if (!path || Buffer.byteLength(path) > MAX_SOCKET_PATH) {
-      throw configError(`path must be 1..${MAX_SOCKET_PATH} bytes`, path);
-    }
     const st = fs.lstatSync(path, { throwIfNoEntry: false });
     if (st) {
-      // A socket left behind by a VMM that died is replaced; anything else is not ours to touch.
       if (!st.isSocket()) throw configError('exists and is not a socket', path);
-      if (await isLive(path)) throw configError('is in use by another process', path);
       fs.rmSync(path, { force: true });
     }
     const server = net.createServer({ pauseOnConnect: false });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (e) => reject(configError(e.message, path)));
-      server.listen({ path, exclusive: true }, () => resolve());
-    });
-    // After listen, server errors would be emitted with no listener: ignore them, clients see
-    // their own errors.
-    server.on('error', () => {});
+    let bindError: Error | undefined;
+    // Also covers errors after the bind: clients see their own errors.
+    server.on('error', (e) => (bindError ??= e));
+    server.listen({ path, exclusive: true });
+    if (!fs.lstatSync(path, { throwIfNoEntry: false })?.isSocket()) {
+      server.close();
+      throw configError(bindError?.message ?? 'could not bind', path);
+    }
     return new UnixSocketConsoleBackend(server, path, opts);
   }
 

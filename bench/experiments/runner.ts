@@ -1,0 +1,460 @@
+// The experiment runner: drives a running daemon over its HTTP API through the matrix of an
+// experiment config (bench/experiments/*.json):
+//
+//   for each function:   register it with the record input and deploy it (boot, warm-up,
+//                         snapshot, FaaSnap + REAP recordings), or reuse an identical ready one;
+//                         re-record FaaSnap with the config's recording knobs (E4);
+//     for each (N, same|separate):   separate → N−1 copies of the ready snapshot
+//       for each test input, repeat, setting (settings interleaved, so drift hits all alike):
+//         prepare the page cache of every snapshot used (cached: loaded; others: dropped),
+//         invoke N times concurrently in that mode with the test input, keep every sample.
+//
+// It is generic over the function spec (runtime, handler, code, memory, vCPUs): whatever the
+// daemon's runtimes accept. Functions whose runtime the daemon lacks, or whose input objects
+// are missing, are skipped with the reason written into the results.
+
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { isFaasnapError } from '../../common/errors.js';
+import type { FunctionT, InvocationT, SnapshotT, SnapshotInspectT } from '../../daemon/schemas.js';
+import { api, type ClientOptions } from '../../cli/client.js';
+import { machineInfo } from '../machine.js';
+import {
+  inputObjectKeys,
+  inputPairs,
+  resolveInputsDir,
+  type Experiment,
+  type FunctionEntryT,
+  type ParallelismT,
+  type SettingName,
+} from './config.js';
+import { runDirName, writeRun, type FunctionDeploy, type RunDoc, type Sample } from './results.js';
+import { storageOf } from './slow-storage.js';
+
+export interface Progress {
+  start(total: number): void;
+  /** One invocation round done. */
+  tick(label: string): void;
+  /** A line of news (deploys, skips). */
+  log(message: string): void;
+  stop(): void;
+}
+
+export const SILENT: Progress = {
+  start: () => undefined,
+  tick: () => undefined,
+  log: () => undefined,
+  stop: () => undefined,
+};
+
+export interface RunnerOptions {
+  url?: string;
+  /** Parent of the run directory (default bench/results under the current directory). */
+  outDir?: string;
+  /** Only these functions (config names). */
+  functions?: string[];
+  settings?: SettingName[];
+  repeats?: number;
+  /** Deploy again even when an identical ready function exists. */
+  redeploy?: boolean;
+  /** Delete the registered functions (and their snapshots) at the end. */
+  cleanup?: boolean;
+  /** Upload missing input objects from the config's inputsDir (default true). */
+  loadInputs?: boolean;
+  /** Run a slow-storage config even though the snapshots are not on a delayed device. */
+  allowLocalStorage?: boolean;
+  deployTimeoutMs?: number;
+  progress?: Progress;
+  command?: string;
+}
+
+export interface RunOutcome {
+  dir: string;
+  doc: RunDoc;
+}
+
+/** The registration body of a config function. */
+export function functionSpec(c: Experiment, f: FunctionEntryT): Record<string, unknown> {
+  const { record } = inputPairs(c, f);
+  const spec: Record<string, unknown> = {
+    name: c.namePrefix + f.name,
+    runtime: f.runtime,
+    handler: f.handler,
+    memoryMiB: f.memoryMiB ?? c.defaults?.memoryMiB ?? 128,
+    vcpus: f.vcpus ?? c.defaults?.vcpus ?? 1,
+    timeoutMs: f.timeoutMs ?? c.defaults?.timeoutMs ?? 30_000,
+    recordParams: f.inputs[record]!,
+  };
+  if (f.code !== undefined) spec.code = f.code;
+  if (f.stateMiB !== undefined) spec.stateMiB = f.stateMiB;
+  return spec;
+}
+
+/** Same registration (the fields we set) as an existing function? */
+function sameSpec(existing: FunctionT, spec: Record<string, unknown>): boolean {
+  const e = existing as unknown as Record<string, unknown>;
+  return Object.entries(spec).every(
+    ([k, v]) =>
+      JSON.stringify(v) ===
+      JSON.stringify(e[k] ?? (k === 'stateMiB' ? 0 : k === 'code' ? undefined : null)),
+  );
+}
+
+/** Phase durations by name (summed when a name repeats). */
+export function phaseMap(
+  phases: readonly { name: string; durationMs: number }[],
+): Record<string, number> {
+  const m: Record<string, number> = {};
+  for (const p of phases) m[p.name] = (m[p.name] ?? 0) + p.durationMs;
+  return m;
+}
+
+function num(v: unknown): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+/** Guest read/process/write: agent phases when present, else fields of the result. */
+export function guestBreakdown(
+  phases: Record<string, number>,
+  result: unknown,
+): { readMs: number | null; processMs: number | null; writeMs: number | null } {
+  const r = (result && typeof result === 'object' ? result : {}) as Record<string, unknown>;
+  const t = (r.timings && typeof r.timings === 'object' ? r.timings : {}) as Record<
+    string,
+    unknown
+  >;
+  return {
+    readMs: phases['guest-read'] ?? num(r.readMs) ?? num(t.readMs),
+    processMs: phases['guest-process'] ?? num(r.processMs) ?? num(t.processMs),
+    writeMs: phases['guest-write'] ?? num(r.writeMs) ?? num(t.writeMs),
+  };
+}
+
+/** The measured latency: the daemon's duration without the cached preparation and teardown. */
+export function e2eOf(durationMs: number | null, phases: Record<string, number>): number | null {
+  if (durationMs === null) return null;
+  return durationMs - (phases['page-cache-load'] ?? 0) - (phases.teardown ?? 0);
+}
+
+function findFile(dir: string, name: string): string | undefined {
+  if (!existsSync(dir)) return undefined;
+  for (const e of readdirSync(dir)) {
+    const p = join(dir, e);
+    const st = statSync(p);
+    if (st.isDirectory()) {
+      const f = findFile(p, name);
+      if (f) return f;
+    } else if (e === name) return p;
+  }
+  return undefined;
+}
+
+export async function runExperiment(c: Experiment, opts: RunnerOptions = {}): Promise<RunOutcome> {
+  const o: ClientOptions = opts.url ? { url: opts.url } : {};
+  const progress = opts.progress ?? SILENT;
+  const startedAt = new Date().toISOString();
+  const settings = opts.settings ?? c.settings;
+  const repeats = opts.repeats ?? c.repeats;
+  const functions = c.functions.filter((f) => !opts.functions || opts.functions.includes(f.name));
+  if (functions.length === 0)
+    throw new Error(`no function of ${c.name} matches ${opts.functions?.join(', ')}`);
+  const config: Experiment = { ...c, settings, repeats, functions };
+
+  const health = await api<{ version: string; runtimes: Record<string, boolean> }>(
+    o,
+    'GET',
+    '/healthz',
+  );
+  const samples: Sample[] = [];
+  const deploys: FunctionDeploy[] = [];
+
+  // Input objects: upload the missing ones from inputsDir.
+  const missing = new Set<string>();
+  const needed = inputObjectKeys(config);
+  if (needed.length) {
+    const have = new Set((await api<{ key: string }[]>(o, 'GET', '/objects')).map((x) => x.key));
+    const dir = resolveInputsDir(config);
+    for (const key of needed) {
+      if (have.has(key)) continue;
+      const file = dir && opts.loadInputs !== false ? findFile(dir, key) : undefined;
+      if (!file) {
+        missing.add(key);
+        continue;
+      }
+      progress.log(`loading input ${key} from ${file}`);
+      await api(o, 'PUT', `/objects/${encodeURIComponent(key)}`, readFileSync(file));
+    }
+  }
+
+  // Deploy every function (or find out why it cannot run).
+  const ready: { f: FunctionEntryT; d: FunctionDeploy }[] = [];
+  for (const f of functions) {
+    const spec = functionSpec(config, f);
+    const d: FunctionDeploy = {
+      name: f.name,
+      registeredAs: spec.name as string,
+      runtime: f.runtime,
+      handler: f.handler,
+      snapshot: null,
+      snapshotDir: null,
+      deployMs: null,
+      reused: false,
+      recordParams: spec.recordParams as Record<string, unknown>,
+      inspect: null,
+      skipped: null,
+    };
+    deploys.push(d);
+    const lacking = f.inputs.flatMap((p) =>
+      ['input_object_key', 'model_object_key']
+        .map((k) => p[k])
+        .filter((v): v is string => typeof v === 'string' && missing.has(v)),
+    );
+    if (health.runtimes[f.runtime] !== true) {
+      d.skipped = `runtime ${f.runtime} is not available in this daemon`;
+    } else if (lacking.length) {
+      d.skipped = `input objects missing from the object store: ${[...new Set(lacking)].join(', ')}`;
+    }
+    if (d.skipped) {
+      progress.log(`skipping ${f.name}: ${d.skipped}`);
+      continue;
+    }
+    try {
+      await deploy(o, config, f, spec, d, opts, progress);
+      ready.push({ f, d });
+    } catch (e) {
+      d.skipped = `deploy failed: ${isFaasnapError(e) ? `${e.code}: ` : ''}${(e as Error).message}`;
+      progress.log(`skipping ${f.name}: ${d.skipped}`);
+    }
+  }
+
+  const dataDevice = ready[0]?.d.snapshotDir ? storageOf(ready[0].d.snapshotDir).device : null;
+  if (config.storage?.kind === 'slow') {
+    for (const { f, d } of ready) {
+      const s = storageOf(d.snapshotDir!);
+      if (!s.delayed && !opts.allowLocalStorage)
+        throw new Error(
+          `${c.name} needs the snapshots on slow storage, but ${f.name}'s snapshot ${d.snapshotDir} is on ${s.device} (${s.mountPoint}): start the daemon with --data-dir on the slow mount (faasnap bench slow-storage setup), or pass --allow-local-storage`,
+        );
+    }
+  }
+
+  let total = 0;
+  for (const { f } of ready) total += c.parallelism.length * inputPairs(config, f).tests.length;
+  total *= repeats * settings.length;
+  progress.start(total);
+  try {
+    for (const { f, d } of ready) {
+      for (const par of config.parallelism) {
+        const snaps = await snapshotsFor(o, d.snapshot!, par);
+        try {
+          const { record, tests } = inputPairs(config, f);
+          for (const test of tests) {
+            for (let repeat = 0; repeat < repeats; repeat++) {
+              for (const setting of settings) {
+                const label = `${f.name} ${setting} in${test} ×${par.n}${par.n > 1 ? ` ${par.snapshots}` : ''} #${repeat + 1}`;
+                const got = await round(o, f, d, par, snaps, setting, record, test, repeat);
+                samples.push(...got);
+                const bad = got.find((s) => s.status !== 'succeeded');
+                if (bad)
+                  progress.log(
+                    `${label}: ${bad.status} ${bad.error?.code ?? ''} ${bad.error?.message ?? ''}`,
+                  );
+                progress.tick(label);
+              }
+            }
+          }
+        } finally {
+          for (const s of snaps.slice(1))
+            await api(o, 'DELETE', `/snapshots/${s}`).catch(() => undefined);
+        }
+      }
+    }
+  } finally {
+    progress.stop();
+    if (opts.cleanup)
+      for (const d of deploys)
+        await api(o, 'DELETE', `/functions/${d.registeredAs}`).catch(() => undefined);
+  }
+
+  const doc: RunDoc = {
+    bench: 'experiment',
+    format: 1,
+    experiment: c.name,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    command: opts.command ?? `faasnap bench run ${c.source}`,
+    machine: machineInfo(),
+    daemon: { url: opts.url ?? '', version: health.version ?? null, dataDevice },
+    config,
+    functions: deploys,
+    samples,
+  };
+  const dir = resolve(opts.outDir ?? 'bench/results', runDirName(c.name, startedAt));
+  writeRun(dir, doc);
+  return { dir, doc };
+}
+
+async function deploy(
+  o: ClientOptions,
+  c: Experiment,
+  f: FunctionEntryT,
+  spec: Record<string, unknown>,
+  d: FunctionDeploy,
+  opts: RunnerOptions,
+  progress: Progress,
+): Promise<void> {
+  const name = d.registeredAs;
+  let existing: FunctionT | undefined;
+  try {
+    existing = await api<FunctionT>(o, 'GET', `/functions/${name}`);
+  } catch (e) {
+    if (!isFaasnapError(e, 'FUNCTION_UNKNOWN')) throw e;
+  }
+  if (existing && !opts.redeploy && existing.state === 'ready' && sameSpec(existing, spec)) {
+    d.reused = true;
+    progress.log(`${f.name}: reusing ready ${name} (${existing.readySnapshot})`);
+  } else {
+    if (existing) await api(o, 'DELETE', `/functions/${name}`);
+    await api(o, 'POST', '/functions', spec);
+    progress.log(`${f.name}: deploying ${name} (${f.runtime}/${f.handler})`);
+    const t0 = performance.now();
+    await api(o, 'POST', `/functions/${name}/deploy`);
+    const deadline = Date.now() + (opts.deployTimeoutMs ?? 1_800_000);
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`${name} not ready after ${opts.deployTimeoutMs} ms`);
+      const w = await api<{ reached: boolean; function: FunctionT }>(
+        o,
+        'GET',
+        `/functions/${name}/wait?state=ready&timeoutMs=${Math.min(60_000, left)}`,
+      );
+      if (w.function.state === 'ready') break;
+      if (w.function.state === 'failed')
+        throw new Error(
+          `${w.function.error?.code ?? 'failed'}: ${w.function.error?.message ?? 'deploy failed'}`,
+        );
+    }
+    d.deployMs = performance.now() - t0;
+    progress.log(`${f.name}: ready after ${(d.deployMs / 1000).toFixed(1)} s`);
+  }
+  const fn = await api<FunctionT>(o, 'GET', `/functions/${name}`);
+  d.snapshot = fn.readySnapshot;
+  if (c.recording && !d.reused) {
+    progress.log(`${f.name}: recording FaaSnap again with ${JSON.stringify(c.recording)}`);
+    await api<SnapshotT>(o, 'POST', `/snapshots/${d.snapshot}/record`, {
+      kind: 'faasnap',
+      params: spec.recordParams,
+      ...c.recording,
+    });
+  }
+  const snap = await api<SnapshotT>(o, 'GET', `/snapshots/${d.snapshot}`);
+  d.snapshotDir = snap.dir;
+  d.inspect = await api<SnapshotInspectT>(o, 'GET', `/snapshots/${d.snapshot}/inspect`).catch(
+    (e: unknown) => ({ error: (e as Error).message }),
+  );
+}
+
+/** The snapshots of one parallelism group: the ready one, plus n−1 copies when separate. */
+async function snapshotsFor(o: ClientOptions, ready: string, par: ParallelismT): Promise<string[]> {
+  const snaps = [ready];
+  if (par.snapshots === 'separate')
+    for (let i = 1; i < par.n; i++)
+      snaps.push((await api<SnapshotT>(o, 'POST', `/snapshots/${ready}/copy`)).id);
+  return snaps;
+}
+
+/**
+ * Waits (up to 15 s) until the daemon's VMM pool holds `n` idle processes (or is full), so that
+ * no invocation pays for starting a VMM process because the previous round drained the pool.
+ */
+async function waitForPool(o: ClientOptions, n: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const h = await api<{ pool: { size: number; idle: number } }>(o, 'GET', '/healthz');
+    if (h.pool.idle >= Math.min(n, h.pool.size) || Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** One round: wait for the VMM pool, prepare the page cache, then n concurrent invocations. */
+async function round(
+  o: ClientOptions,
+  f: FunctionEntryT,
+  d: FunctionDeploy,
+  par: ParallelismT,
+  snaps: string[],
+  setting: SettingName,
+  record: number,
+  test: number,
+  repeat: number,
+): Promise<Sample[]> {
+  await waitForPool(o, par.n);
+  if (setting !== 'warm')
+    for (const s of snaps)
+      await api(o, 'PUT', `/snapshots/${s}/cache`, {
+        state: setting === 'cached' ? 'loaded' : 'dropped',
+      });
+  const params = f.inputs[test]!;
+  const sameInput = JSON.stringify(params) === JSON.stringify(f.inputs[record]);
+  return Promise.all(
+    Array.from({ length: par.n }, async (_, slot): Promise<Sample> => {
+      const snapshot = snaps[par.snapshots === 'separate' ? slot : 0]!;
+      const base = {
+        function: f.name,
+        setting,
+        record,
+        test,
+        sameInput,
+        repeat,
+        parallelism: par.n,
+        snapshots: par.snapshots,
+        slot,
+        startedAt: new Date().toISOString(),
+      };
+      const t0 = performance.now();
+      try {
+        const inv = await api<InvocationT>(o, 'POST', `/functions/${d.registeredAs}/invocations`, {
+          mode: setting,
+          params,
+          snapshot,
+        });
+        const clientMs = performance.now() - t0;
+        const phases = phaseMap(inv.phases);
+        return {
+          ...base,
+          snapshot: inv.snapshot,
+          invocation: inv.id,
+          traceId: inv.traceId,
+          status: inv.status === 'succeeded' ? 'succeeded' : 'failed',
+          error: inv.error ? { code: inv.error.code, message: inv.error.message } : null,
+          clientMs,
+          durationMs: inv.durationMs,
+          e2eMs: e2eOf(inv.durationMs, phases),
+          phases,
+          ...guestBreakdown(phases, inv.result),
+        };
+      } catch (e) {
+        const clientMs = performance.now() - t0;
+        const details = (isFaasnapError(e) ? e.details : {}) as Record<string, unknown>;
+        return {
+          ...base,
+          snapshot,
+          invocation: typeof details.invocation === 'string' ? details.invocation : null,
+          traceId: typeof details.traceId === 'string' ? details.traceId : null,
+          status: 'error',
+          error: {
+            code: isFaasnapError(e) ? e.code : 'CLIENT_ERROR',
+            message: (e as Error).message,
+          },
+          clientMs,
+          durationMs: null,
+          e2eMs: null,
+          phases: {},
+          readMs: null,
+          processMs: null,
+          writeMs: null,
+        };
+      }
+    }),
+  );
+}

@@ -1,0 +1,238 @@
+// The `python` and `node` runtimes: a function is a handler bundled into the Linux guest image
+// (guest/functions/<name>), run by the guest agent (guest/agent) and reached through the VM's
+// agent channel, a Unix socket per VM. One runtime object serves both languages; the agent
+// picks the language from the handler file it finds.
+//
+//   boot    boot-linux in the VMM process → agent `ready` → warm-up invocation with the record
+//           input (imports the handler, as the paper's record run) → pause: the snapshot taken
+//           next holds a warm handler.
+//   run     after a restore: resume, connect, `restore` (the agent sets the wall clock and
+//           reseeds its RNG) and invoke; a warm VM is already connected and only invokes.
+//   record  the VMM process restores the snapshot with the recorder attached and returns; the
+//           runtime drives the record invocation through the agent, then `record-finish`.
+
+import { existsSync } from 'node:fs';
+import { FaasnapError, isFaasnapError } from '../../common/errors.js';
+import { AgentClient, type InvokeResult } from '../../guest/agent/client.js';
+import type { VmmProcess } from '../../vmm/process/client.js';
+import type { InvokeMode, RuntimeName } from '../schemas.js';
+import type {
+  FunctionRuntime,
+  InvokeOutcome,
+  PhaseRecorder,
+  RunContext,
+  RuntimeVm,
+} from './runtime.js';
+
+/** The kernel and root image every agent-runtime VM boots. */
+export interface GuestImage {
+  kernel: string | undefined;
+  rootfs: string | undefined;
+}
+
+/** Boot to a ready agent takes ~55 s on a PVM host (emulated guest kernel); leave headroom. */
+export const AGENT_BOOT_TIMEOUT_MS = 5 * 60_000;
+/** A restored agent answers its first message in well under a second; allow slow disks. */
+const RESTORE_TIMEOUT_MS = 30_000;
+/** The agent boots with the guest: Linux needs more than the micro-guests' few MiB. */
+const MIN_MEMORY_MIB = 128;
+const HANDLER_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** Phases of a guest invocation, as the agent measured them (guest clock). */
+const GUEST_PHASES = [
+  ['guest-read', 'readMs'],
+  ['guest-process', 'processMs'],
+  ['guest-write', 'writeMs'],
+] as const;
+
+/** Function failures reported by the agent: outcomes, not API errors. */
+const OUTCOME_CODES = new Set([
+  'FUNCTION_ERROR',
+  'FUNCTION_TIMEOUT',
+  'FUNCTION_NOT_FOUND',
+  'AGENT_TIMEOUT',
+  'AGENT_DISCONNECTED',
+]);
+
+function missingImage(image: GuestImage): string | undefined {
+  if (!image.kernel || !existsSync(image.kernel))
+    return `no guest kernel${image.kernel ? ` at ${image.kernel}` : ''} (run guest/kernel/build.sh or faasnap guest build)`;
+  if (!image.rootfs || !existsSync(image.rootfs))
+    return `no guest root image${image.rootfs ? ` at ${image.rootfs}` : ''} (run faasnap guest build)`;
+  return undefined;
+}
+
+/** Resolves with `p`, or rejects when the VM inside `vmm` stops first (panic, crash). */
+function unlessVmStops<T>(vmm: VmmProcess, p: Promise<T>, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const previous = vmm.onVmExit;
+    vmm.onVmExit = (e) => {
+      previous?.(e);
+      const code = (e.error?.code ?? 'GUEST_UNHANDLED_EXIT') as 'GUEST_UNHANDLED_EXIT';
+      reject(
+        new FaasnapError(
+          code,
+          `the guest stopped (${e.reason}) ${what}: ${e.error?.message ?? ''}`,
+        ),
+      );
+    };
+    p.then(resolve, reject).finally(() => (vmm.onVmExit = previous));
+  });
+}
+
+function asOutcome(e: unknown): InvokeOutcome {
+  if (isFaasnapError(e) && OUTCOME_CODES.has(e.code))
+    return { ok: false, error: { code: e.code, message: e.message, details: e.details } };
+  throw e;
+}
+
+export function agentRuntime(name: RuntimeName, image: GuestImage): FunctionRuntime {
+  const unavailable = missingImage(image);
+  /** Agent connections of running VMs (warm VMs keep theirs between invocations). */
+  const clients = new Map<VmmProcess, AgentClient>();
+
+  const connect = async (vm: RuntimeVm, ctx: RunContext): Promise<AgentClient> => {
+    const client = await AgentClient.connect(vm.agentSocket, { storage: ctx.storage });
+    clients.set(vm.vmm, client);
+    client.once('close', () => clients.delete(vm.vmm));
+    return client;
+  };
+
+  const invoke = async (
+    client: AgentClient,
+    fn: { handler: string },
+    params: unknown,
+    timeoutMs: number,
+    rec?: PhaseRecorder,
+  ): Promise<InvokeResult> => {
+    const t0 = performance.now();
+    const out = await client.invoke(fn.handler, params, { timeoutMs });
+    // The guest's read/process/write, laid end to end from the start of the call (the guest
+    // clock is not the host's; the durations are the agent's own).
+    let at = t0;
+    for (const [phase, key] of GUEST_PHASES) {
+      const ms = out.timings[key];
+      rec?.record(phase, at, ms);
+      at += ms;
+    }
+    return out;
+  };
+
+  return {
+    name,
+    available: unavailable === undefined,
+    unavailableReason: unavailable,
+    warmUpInBoot: true,
+
+    validateConfig(fn) {
+      if (!HANDLER_NAME.test(fn.handler))
+        throw new FaasnapError(
+          'REQUEST_INVALID',
+          `${name} handler must name a function bundled in the guest image (guest/functions/<name>)`,
+        );
+      if (fn.code !== undefined)
+        throw new FaasnapError(
+          'REQUEST_INVALID',
+          'uploading code is not supported yet: bundle the function into the guest image (guest/functions)',
+        );
+      if (fn.memoryMiB < MIN_MEMORY_MIB)
+        throw new FaasnapError(
+          'REQUEST_INVALID',
+          `${name} functions need ${MIN_MEMORY_MIB} MiB or more`,
+        );
+      if (fn.stateMiB !== 0)
+        throw new FaasnapError('REQUEST_INVALID', 'stateMiB is for micro functions only');
+    },
+
+    supportsMode(_mode: InvokeMode) {
+      return true;
+    },
+
+    recordParams(fn) {
+      return fn.recordParams ?? {};
+    },
+
+    prepareInput(_fn, params) {
+      return Promise.resolve({ params });
+    },
+
+    async boot(vm, fn, warmUp, ctx) {
+      if (unavailable) throw new FaasnapError('RUNTIME_UNAVAILABLE', unavailable);
+      await vm.vmm.call({
+        type: 'boot-linux',
+        kernel: image.kernel!,
+        rootfs: image.rootfs!,
+        memMiB: fn.memoryMiB,
+        vcpus: fn.vcpus,
+        agentSocket: vm.agentSocket,
+      });
+      const client = await connect(vm, ctx);
+      try {
+        const ready = await unlessVmStops(
+          vm.vmm,
+          client.waitReady(AGENT_BOOT_TIMEOUT_MS),
+          'before its agent was ready',
+        );
+        if (!ready.functions.includes(fn.handler))
+          throw new FaasnapError(
+            'FUNCTION_NOT_FOUND',
+            `the guest image has no function ${fn.handler} (it has ${ready.functions.join(', ')})`,
+          );
+        await unlessVmStops(
+          vm.vmm,
+          invoke(client, fn, warmUp.params, fn.timeoutMs),
+          'during the warm-up invocation',
+        );
+      } finally {
+        // No connection may be part of the snapshot; the agent does not need one while paused.
+        client.close();
+      }
+      await vm.vmm.call({ type: 'pause' });
+    },
+
+    async run(vm, fn, input, timeoutMs, rec, ctx) {
+      let client = clients.get(vm.vmm);
+      if (!client) {
+        await rec.phase('vcpu-resume', () => vm.vmm.call({ type: 'resume' }));
+        client = await rec.phase('channel-connect', async () => {
+          const c = await connect(vm, ctx);
+          await c.restored({ wallClockMs: Date.now(), timeoutMs: RESTORE_TIMEOUT_MS });
+          return c;
+        });
+      }
+      const c = client;
+      try {
+        const out = await rec.phase('guest-run', () =>
+          unlessVmStops(
+            vm.vmm,
+            invoke(c, fn, input.params, timeoutMs, rec),
+            'during the invocation',
+          ),
+        );
+        return { ok: true, result: out.result };
+      } catch (e) {
+        return asOutcome(e);
+      }
+    },
+
+    async record(vm, fn, spec, ctx) {
+      await vm.vmm.call({
+        type: spec.kind === 'faasnap' ? 'record-faasnap' : 'record-reap',
+        snapshotDir: spec.snapshotDir,
+        timeoutMs: spec.timeoutMs,
+        mincoreSize: spec.mincoreSize,
+        intervalThreshold: spec.intervalThreshold,
+        agentSocket: vm.agentSocket,
+        drive: 'controller',
+      });
+      const client = await connect(vm, ctx);
+      try {
+        await client.restored({ wallClockMs: Date.now(), timeoutMs: RESTORE_TIMEOUT_MS });
+        await invoke(client, fn, spec.input.params, spec.timeoutMs);
+      } finally {
+        client.close();
+      }
+      await vm.vmm.call({ type: 'record-finish' });
+    },
+  };
+}
