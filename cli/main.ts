@@ -5,11 +5,13 @@ import { Command } from 'commander';
 import { isFaasnapError } from '../common/errors.js';
 import { registerBenchCommands } from './bench.js';
 import { registerDaemonCommands } from './daemon.js';
+import { registerDemoCommand } from './demo.js';
 import { registerFunctionCommands } from './functions.js';
+import { registerGuestCommands } from './guest.js';
 import { registerResourceCommands } from './resources.js';
 import { registerSnapshotCommands } from './snapshot.js';
 import { registerVmCommands } from './vm.js';
-import { registerVmBootCommand } from './vm-boot.js';
+import { registerVmBootCommand, registerVmInvokeCommand } from './vm-boot.js';
 
 const program = new Command()
   .name('faasnap')
@@ -18,10 +20,13 @@ const program = new Command()
 
 const vm = registerVmCommands(program);
 registerVmBootCommand(vm);
+registerVmInvokeCommand(vm);
 registerSnapshotCommands(program, vm);
 registerBenchCommands(program);
 registerDaemonCommands(program);
+registerDemoCommand(program);
 registerFunctionCommands(program);
+registerGuestCommands(program);
 registerResourceCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {

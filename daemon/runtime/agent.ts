@@ -196,7 +196,7 @@ export function agentRuntime(name: RuntimeName, image: GuestImage): FunctionRunt
         await rec.phase('vcpu-resume', () => vm.vmm.call({ type: 'resume' }));
         client = await rec.phase('channel-connect', async () => {
           const c = await connect(vm, ctx);
-          await c.restored({ wallClockMs: Date.now(), timeoutMs: RESTORE_TIMEOUT_MS });
+          await c.restored({ timeoutMs: RESTORE_TIMEOUT_MS });
           return c;
         });
       }
@@ -227,7 +227,7 @@ export function agentRuntime(name: RuntimeName, image: GuestImage): FunctionRunt
       });
       const client = await connect(vm, ctx);
       try {
-        await client.restored({ wallClockMs: Date.now(), timeoutMs: RESTORE_TIMEOUT_MS });
+        await client.restored({ timeoutMs: RESTORE_TIMEOUT_MS });
         await invoke(client, fn, spec.input.params, spec.timeoutMs);
       } finally {
         client.close();

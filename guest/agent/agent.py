@@ -46,7 +46,7 @@ NODE_RUNTIME = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node-ru
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 LOG_LEVELS = ("debug", "info", "warn", "error")
 # A restored guest's clock is off by the time the snapshot sat on disk; smaller skews are noise.
-CLOCK_TOLERANCE_S = 0.1
+CLOCK_TOLERANCE_S = 0.02
 
 
 class ProtocolError(Exception):
@@ -373,6 +373,7 @@ class Agent:
         kind = msg["type"]
         if kind == "ping":
             self.send({"id": msg["id"], "type": "pong"})
+            self.sync_clock(msg.get("wallClockMs"), t_arrival)
             if msg.get("restore") is True:
                 self.after_restore(msg)
                 self.send_ready(msg["id"], True)
@@ -389,21 +390,27 @@ class Agent:
         else:
             self.log("unknown message type %r" % kind, "warn")
 
-    def after_restore(self, msg):
-        """Undoes what a snapshot clones: a stale wall clock and identical random state."""
-        wall = msg.get("wallClockMs")
+    def sync_clock(self, wall_ms, t_arrival):
+        """Sets the wall clock to the host's `wall_ms`, taken when the message was sent.
+
+        Counted from the message's arrival, so time spent here does not add to the error; what
+        remains is the channel's delivery delay (the host sends a second sync right after a
+        restore, when the guest's pages are back and delivery is quick).
+        """
         # Off for agents run on a host (tests): never touch the host's clock.
-        may_set = os.environ.get("FAASNAP_AGENT_SET_CLOCK", "1") != "0"
-        if (
-            may_set
-            and isinstance(wall, (int, float))
-            and not isinstance(wall, bool)
-            and abs(wall / 1000.0 - time.time()) > CLOCK_TOLERANCE_S
-        ):
+        if os.environ.get("FAASNAP_AGENT_SET_CLOCK", "1") == "0":
+            return
+        if not isinstance(wall_ms, (int, float)) or isinstance(wall_ms, bool):
+            return
+        target = wall_ms / 1000.0 + (now_ns() - t_arrival) / 1e9
+        if abs(target - time.time()) > CLOCK_TOLERANCE_S:
             try:
-                time.clock_settime(time.CLOCK_REALTIME, wall / 1000.0)
+                time.clock_settime(time.CLOCK_REALTIME, target)
             except (OSError, OverflowError, ValueError) as e:
                 self.log("cannot set the clock: %s" % e, "warn")
+
+    def after_restore(self, msg):
+        """Undoes what a snapshot clones (the clock is synced by the ping): identical RNG state."""
         # Clones share the kernel's RNG state: mix in the host's fresh bytes and force a
         # reseed, so /dev/urandom (and what seeds from it, below) differs per clone.
         seed = msg.get("entropy")
@@ -690,7 +697,7 @@ class NodeRuntime:
         ours, theirs = socket.socketpair()
         try:
             self.proc = subprocess.Popen(
-                [node, NODE_RUNTIME, str(theirs.fileno())],
+                [node, *NODE_FLAGS, NODE_RUNTIME, str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
@@ -778,6 +785,29 @@ class NodeRuntime:
 # ---- main ------------------------------------------------------------------------------------
 
 
+# Set by faasnap-init when the kernel does not save AVX state across task switches (noxsave):
+# the libraries' own CPU dispatch must stay on SSE too (docs/linux-guest.md).
+NO_AVX = os.environ.get("FAASNAP_NO_AVX") == "1"
+NODE_FLAGS = ["--no-enable-avx", "--no-enable-avx2", "--no-enable-fma3"] if NO_AVX else []
+NO_AVX_ENV = {
+    "OPENBLAS_CORETYPE": "Nehalem",
+    "ATEN_CPU_CAPABILITY": "default",
+    "DNNL_MAX_CPU_ISA": "SSE41",
+    "NPY_DISABLE_CPU_FEATURES": "F16C FMA3 AVX AVX2 AVX512F AVX512CD AVX512_SKX AVX512_CLX "
+    "AVX512_CNL AVX512_ICL",
+}
+
+
+def avoid_avx():
+    """Before any handler imports a library: read at import/load time, inherited by children."""
+    import warnings
+
+    for k, v in NO_AVX_ENV.items():
+        os.environ.setdefault(k, v)
+    # NumPy warns about listed features this CPU lacks; nothing to act on.
+    warnings.filterwarnings("ignore", message="During parsing environment variable")
+
+
 def main(argv):
     channel_spec = os.environ.get("FAASNAP_AGENT_CHANNEL", DEFAULT_CHANNEL)
     functions_dir = os.environ.get("FAASNAP_FUNCTIONS_DIR", DEFAULT_FUNCTIONS)
@@ -791,6 +821,8 @@ def main(argv):
         else:
             sys.stderr.write(__doc__)
             return 2
+    if NO_AVX:
+        avoid_avx()
     channel = Channel.open(channel_spec)
     agent = Agent(channel, functions_dir)
     agent.send_ready(0, False)

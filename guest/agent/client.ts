@@ -52,11 +52,6 @@ export interface PingOptions {
   timeoutMs?: number;
 }
 
-export interface RestoreOptions extends PingOptions {
-  /** Wall clock to give the guest (default: now). */
-  wallClockMs?: number;
-}
-
 interface Pending {
   kind: 'ping' | 'invoke' | 'restore';
   resolve(message: AgentMessage): void;
@@ -145,16 +140,20 @@ export class AgentClient extends EventEmitter<ClientEvents> {
    * Tells the agent that its VM was just restored (it sets the wall clock, reseeds randomness)
    * and resolves with the `ready` it answers with.
    */
-  async restored(opts: RestoreOptions = {}): Promise<ReadyMessage> {
+  async restored(opts: PingOptions = {}): Promise<ReadyMessage> {
     const m = await this.request(
       'restore',
       {
         restore: true,
-        wallClockMs: opts.wallClockMs ?? Date.now(),
+        wallClockMs: Date.now(),
         entropy: randomBytes(RESTORE_ENTROPY_BYTES).toString('base64'),
       },
       opts.timeoutMs ?? this.pingTimeoutMs,
     );
+    // The first message after a restore waits for the guest to fault its pages back in, so the
+    // clock it carried is late by that much. A second sync, now that delivery is quick, fixes
+    // that; nobody waits for its pong, and an invocation sent next is handled after it.
+    this.send({ id: this.nextId++, type: 'ping', wallClockMs: Date.now() });
     return m as unknown as ReadyMessage;
   }
 

@@ -114,6 +114,24 @@ static void shutdown_system(int how) {
   _exit(1);
 }
 
+// True when the kernel manages the CPU's extended (AVX) register state: /proc/cpuinfo lists
+// `xsave`. A kernel booted with `noxsave` (the pvm-safe CPU template) saves only the SSE state on
+// a task switch, yet user mode may still see AVX in CPUID (under PVM it runs natively on the
+// host CPU): two tasks using AVX on one CPU would then corrupt each other's registers.
+static int kernel_saves_avx_state(void) {
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (!f) return 1;  // cannot tell: assume a normal kernel
+  char line[4096];
+  int found = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "flags", 5) != 0) continue;
+    found = strstr(line, " xsave") != NULL;
+    break;
+  }
+  fclose(f);
+  return found;
+}
+
 static long long now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -129,6 +147,15 @@ int main(void) {
   setenv("LANG", "C.UTF-8", 0);
   // The root is read-only: do not even try to write .pyc files (the build precompiled them).
   setenv("PYTHONDONTWRITEBYTECODE", "1", 0);
+  if (!kernel_saves_avx_state()) {
+    // Keep every guest process on SSE: glibc's string functions here, the agent turns the
+    // libraries' own CPU dispatch (V8, NumPy, OpenBLAS, PyTorch) off from FAASNAP_NO_AVX.
+    setenv("GLIBC_TUNABLES",
+           "glibc.cpu.hwcaps=-AVX,-AVX2,-FMA,-FMA4,-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,"
+           "-AVX_Fast_Unaligned_Load",
+           0);
+    setenv("FAASNAP_NO_AVX", "1", 0);
+  }
 
   // Signals are taken synchronously with sigtimedwait, so there are no handlers to race with.
   sigset_t mask, orig;

@@ -1,0 +1,139 @@
+// Tier 3 through the daemon: a python and a node function bundled in the test image are
+// deployed (boot to a ready agent, warm-up invocation, snapshot, FaaSnap and REAP recordings
+// driven through the agent) and invoked in every kind of start: snapshot memory modes, and warm
+// (the second warm call reuses the VM). Inputs come from Redis through the agent's storage
+// relay; a raising function is an error result. Each deploy boots the guest once (~1 min).
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { guestFiles } from '../guest/support.js';
+import { startDaemon, type TestDaemon } from './support.js';
+
+const DEPLOY_TIMEOUT_MS = 10 * 60_000;
+const PY = {
+  name: 'py-hello',
+  runtime: 'python',
+  handler: 'hello',
+  memoryMiB: 256,
+  vcpus: 2,
+  timeoutMs: 60_000,
+  recordParams: { name: 'record' },
+};
+const JSON_FN = {
+  ...PY,
+  name: 'py-json',
+  handler: 'json',
+  recordParams: { input_object_key: 'a.json' },
+};
+const EXEC = { ...PY, name: 'py-exec', handler: 'exec', recordParams: { script: 'result = 1' } };
+const JS = { ...PY, name: 'js-hello', runtime: 'node', handler: 'hello-js', timeoutMs: 240_000 };
+
+async function deploy(d: TestDaemon, fn: object & { name: string }): Promise<void> {
+  assert.equal((await d.call('POST', '/functions', fn)).status, 201);
+  assert.equal((await d.call('POST', `/functions/${fn.name}/deploy`)).status, 202);
+  const w = await d.call(
+    'GET',
+    `/functions/${fn.name}/wait?state=ready&timeoutMs=${DEPLOY_TIMEOUT_MS}`,
+  );
+  assert.equal(w.body.reached, true, JSON.stringify(w.body));
+}
+
+async function invoke(d: TestDaemon, fn: string, body: object) {
+  const r = await d.call('POST', `/functions/${fn}/invocations`, body);
+  assert.equal(r.status, 200, r.text);
+  return r.body as {
+    status: string;
+    result: unknown;
+    error: { code: string; message: string } | null;
+    phases: { name: string; durationMs: number }[];
+    durationMs: number;
+  };
+}
+
+const phaseNames = (inv: { phases: { name: string }[] }) => inv.phases.map((p) => p.name);
+
+test(
+  'python and node functions deploy and run in every mode (tier 3)',
+  { timeout: 40 * 60_000 },
+  async (t) => {
+    const files = guestFiles();
+    if (typeof files === 'string') return t.skip(files);
+    const d = await startDaemon({
+      guest: files,
+      maxVms: 4,
+      maxMemoryMiB: 2048,
+      poolSize: 2,
+    });
+    try {
+      assert.equal((await d.call('GET', '/healthz')).body.runtimes.python, true);
+      const put = await d.call('PUT', '/objects/a.json', Buffer.from('{"a": [1, 2, 3]}'));
+      assert.ok(put.status < 300, put.text);
+      await d.call('PUT', '/objects/b.json', Buffer.from('{"b": 1, "c": {"d": [true, null]}}'));
+
+      await deploy(d, PY);
+      for (const mode of ['vanilla', 'cached', 'faasnap', 'reap', 'eager']) {
+        const inv = await invoke(d, PY.name, { mode, params: { name: mode } });
+        assert.equal(inv.status, 'succeeded', JSON.stringify(inv));
+        assert.equal((inv.result as { greeting: string }).greeting, `Hello, ${mode}!`);
+        for (const p of [
+          'restore',
+          'vcpu-resume',
+          'channel-connect',
+          'guest-read',
+          'guest-process',
+        ])
+          assert.ok(phaseNames(inv).includes(p), `${mode}: ${phaseNames(inv)}`);
+        t.diagnostic(`${mode}: ${inv.durationMs.toFixed(0)} ms end to end`);
+      }
+      const warm1 = await invoke(d, PY.name, { mode: 'warm', params: { name: 'w1' } });
+      const warm2 = await invoke(d, PY.name, { mode: 'warm', params: { name: 'w2' } });
+      assert.equal((warm2.result as { greeting: string }).greeting, 'Hello, w2!');
+      assert.ok(phaseNames(warm1).includes('restore'), 'the first warm call starts the VM');
+      assert.ok(!phaseNames(warm2).includes('restore'), `warm hit: ${phaseNames(warm2)}`);
+      t.diagnostic(`warm hit: ${warm2.durationMs.toFixed(0)} ms end to end`);
+      assert.equal((await d.call('GET', '/vms')).body.length, 1, 'one idle warm VM is kept');
+
+      // Input from Redis through the agent; recorded with a.json, tested with b.json.
+      await deploy(d, JSON_FN);
+      const j = await invoke(d, JSON_FN.name, {
+        mode: 'faasnap',
+        params: { input_object_key: 'b.json' },
+      });
+      assert.equal(j.status, 'succeeded', JSON.stringify(j));
+      const missing = await invoke(d, JSON_FN.name, {
+        mode: 'vanilla',
+        params: { input_object_key: 'nope.json' },
+      });
+      assert.equal(missing.status, 'failed');
+      assert.equal(missing.error?.code, 'FUNCTION_ERROR');
+
+      // A raising function: an error result, and the VM is discarded.
+      await deploy(d, EXEC);
+      const boom = await invoke(d, EXEC.name, {
+        mode: 'faasnap',
+        params: { script: 'raise RuntimeError("boom")' },
+      });
+      assert.equal(boom.status, 'failed');
+      assert.equal(boom.error?.code, 'FUNCTION_ERROR');
+      assert.match(boom.error!.message, /boom/);
+      const fine = await invoke(d, EXEC.name, {
+        mode: 'faasnap',
+        params: { script: 'result = 7' },
+      });
+      assert.equal(fine.result, 7);
+
+      await deploy(d, JS);
+      const js = await invoke(d, JS.name, { mode: 'faasnap', params: { name: 'node' } });
+      assert.equal(js.status, 'succeeded', JSON.stringify(js));
+      assert.deepEqual(js.result, {
+        greeting: 'Hello, node!',
+        params: { name: 'node' },
+        runtime: 'node',
+      });
+      t.diagnostic(`node faasnap: ${js.durationMs.toFixed(0)} ms end to end`);
+    } finally {
+      await d.stop();
+    }
+    // Every VM (warm ones too) is gone with the daemon.
+  },
+);
