@@ -80,7 +80,7 @@ async function demo(o: DemoOptions): Promise<void> {
       await new Promise((r) => setTimeout(r, 500));
     }
 
-    console.log(`\nmode        total  ${SHOWN_PHASES.map((p) => p.padStart(15)).join('')}  result`);
+    console.log(`\nmode        total ${SHOWN_PHASES.map((p) => p.padStart(16)).join('')}  result`);
     for (const mode of MODES) {
       const inv = (await api('POST', `/functions/${name}/invocations`, {
         mode,
@@ -88,7 +88,7 @@ async function demo(o: DemoOptions): Promise<void> {
       })) as unknown as InvocationT;
       const phase = (p: string) => {
         const ms = inv.phases.filter((x) => x.name === p).reduce((n, x) => n + x.durationMs, 0);
-        return (ms ? formatMs(ms) : '-').padStart(15);
+        return (ms ? formatMs(ms) : '-').padStart(16);
       };
       const result = inv.status === 'succeeded' ? JSON.stringify(inv.result) : inv.error?.code;
       console.log(

@@ -94,9 +94,8 @@ export function registerFunctionCommands(program: Command): void {
       .requiredOption('--runtime <runtime>', 'micro, python or node')
       .requiredOption(
         '--handler <handler>',
-        'micro: touch, hello or hang; python/node: module.function',
+        'micro: touch, hello or hang; python/node: a function bundled in the guest image (guest/functions/<name>)',
       )
-      .option('--code <file>', 'source file (python/node)')
       .option('--memory <MiB>', 'guest memory', intOption(8, 65536))
       .option('--vcpus <n>', 'vCPUs', intOption(1, 8))
       .option('--mode <mode>', 'default memory mode', modeOption)
@@ -112,7 +111,6 @@ export function registerFunctionCommands(program: Command): void {
       name,
       runtime: o.runtime,
       handler: o.handler,
-      code: o.code ? readFileSync(o.code as string, 'utf8') : undefined,
       memoryMiB: o.memory,
       vcpus: o.vcpus,
       defaultMode: o.mode,

@@ -9,7 +9,7 @@ const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 export const RUNTIMES = ['micro', 'python', 'node'] as const;
 export const Runtime = Type.Union(
   RUNTIMES.map((r) => Type.Literal(r)),
-  { description: 'micro runs a micro-guest; python/node need the Linux guest (not built yet)' },
+  { description: 'micro runs a micro-guest; python/node run in the Linux guest through its agent' },
 );
 export type RuntimeName = (typeof RUNTIMES)[number];
 
@@ -56,7 +56,8 @@ const specProps = {
   handler: Type.String({
     minLength: 1,
     maxLength: 128,
-    description: 'micro: the micro-guest (touch, hello, hang); python/node: module.function',
+    description:
+      'micro: the micro-guest (touch, hello, hang); python/node: a function bundled in the guest image (guest/functions/<name>)',
   }),
   memoryMiB: Type.Integer({ minimum: 8, maximum: 65536, default: 128 }),
   vcpus: Type.Integer({ minimum: 1, maximum: 8, default: 1 }),
@@ -67,7 +68,11 @@ const specProps = {
   timeoutMs: Type.Integer({ minimum: 1, maximum: 600_000, default: 30_000 }),
   recordParams: Type.Optional(Params),
   code: Type.Optional(
-    Type.String({ maxLength: 1 << 20, description: 'python/node source (not for micro)' }),
+    Type.String({
+      maxLength: 1 << 20,
+      description:
+        'function source: not supported yet (400); bundle the function into the guest image',
+    }),
   ),
   stateMiB: Type.Integer({
     minimum: 0,

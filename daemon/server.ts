@@ -97,8 +97,10 @@ export async function createDaemon(
     async close() {
       lifecycle.close();
       await app.close();
-      await ctx.deployer.settle();
+      // VMs first: a deploy in progress fails at once instead of holding the shutdown for
+      // minutes (the restarted daemon marks it failed; a redeploy continues).
       await vms.close();
+      await ctx.deployer.settle();
       await objects.close();
       await traces.close();
       store.close();

@@ -8,8 +8,8 @@ Threads:
   reader  reads the channel, answers pings, queues invocations, completes storage requests.
   main    runs one invocation at a time, in this process, so imported modules and globals stay
           warm and are captured by VM snapshots (as in the paper's guest daemon).
-  timers  one watchdog per invocation: at the deadline it reports `timeout` and interrupts the
-          main thread (SIGUSR1, whose handler raises InvocationTimeout in the handler's frame).
+  watchdog  armed per invocation: at the deadline it reports `timeout` and interrupts the main
+          thread (SIGUSR1, whose handler raises InvocationTimeout in the handler's frame).
 
 Why not fork a child per invocation (killable)? The child's imports and globals would die
 with it, so nothing would stay warm across invocations or snapshots, and fork itself is slow
@@ -18,7 +18,8 @@ code is interrupted only when that code returns; the host already has its timeou
 can recycle the VM. JS handlers run in a separate Node process, which is killed on timeout.
 
 Usage: agent.py [--channel SPEC] [--functions DIR]
-  SPEC: a device path (default /dev/hvc0; a tty is put in raw mode), unix:PATH (connect to a
+  SPEC: port:NAME (default port:faasnap.agent: the virtio-console port of that name, waited
+  for), a device path (e.g. /dev/hvc0; a tty is put in raw mode), unix:PATH (connect to a
   Unix socket) or fd:N / fd:R,W (inherited file descriptors, for tests).
   Environment: FAASNAP_AGENT_CHANNEL, FAASNAP_FUNCTIONS_DIR (defaults for the options),
   FAASNAP_AGENT_SET_CLOCK=0 (do not set the wall clock after a restore; for hosts).
@@ -26,6 +27,7 @@ Usage: agent.py [--channel SPEC] [--functions DIR]
 
 import binascii
 import collections
+import fcntl
 import importlib.util
 import json
 import os
@@ -40,7 +42,9 @@ import time
 MAX_FRAME = 0xFFFFFF  # 16 MiB - 1: the first byte of a frame is always 0x00 (resync point)
 # Bytes per storage.get/put message: base64 of 8 MiB fits a frame (protocol.ts STORAGE_CHUNK_BYTES).
 STORAGE_CHUNK = 8 << 20
-DEFAULT_CHANNEL = "/dev/hvc0"
+# The virtio-console port the VMM names for the agent (vmm/boot/linux-vm.ts AGENT_PORT_NAME).
+DEFAULT_CHANNEL = "port:faasnap.agent"
+VIRTIO_PORTS = "/sys/class/virtio-ports"
 DEFAULT_FUNCTIONS = "/opt/faasnap/functions"
 NODE_RUNTIME = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node-runtime.mjs")
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -183,6 +187,8 @@ class Channel:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(spec[5:])
             return cls(s.fileno(), s.fileno(), keep=s)
+        if spec.startswith("port:"):
+            spec = wait_port(spec[5:])
         fd = wait_open(spec)
         if os.isatty(fd):
             set_raw(fd)
@@ -198,6 +204,35 @@ class Channel:
             while view:
                 n = os.write(self.wfd, view)
                 view = view[n:]
+
+
+def find_port(name):
+    """/dev/<port> of the virtio-console port called `name`, or None (not announced yet)."""
+    try:
+        ports = os.listdir(VIRTIO_PORTS)
+    except OSError:
+        return None
+    for port in ports:
+        try:
+            with open(os.path.join(VIRTIO_PORTS, port, "name")) as f:
+                if f.read().strip() == name:
+                    return "/dev/" + port
+        except OSError:
+            continue
+    return None
+
+
+def wait_port(name):
+    """Waits until the driver has been told the port's name (after its control handshake)."""
+    warned = False
+    while True:
+        path = find_port(name)
+        if path is not None:
+            return path
+        if not warned:
+            log_local("waiting for virtio port %s" % name)
+            warned = True
+        time.sleep(0.05)
 
 
 def wait_open(path):
@@ -223,8 +258,6 @@ RNDRESEEDCRNG = 0x5207
 
 def reseed_kernel_rng(data):
     """Credits `data` to the kernel's input pool and reseeds the CRNG from it (root only)."""
-    import fcntl  # only needed here; keeps the agent's start-up imports minimal
-
     req = struct.pack("ii", len(data) * 8, len(data)) + data
     fd = os.open("/dev/urandom", os.O_WRONLY)
     try:
@@ -300,6 +333,9 @@ class Agent:
         self.work = collections.deque()
         self.work_cv = threading.Condition()
         self.modules = {}  # function name -> loaded handler module
+        self.inventory = None  # functions and runtimes, for `ready`
+        self.paths = {}  # function name -> handler file (the image is read-only)
+        self.watchdog = Watchdog(self.on_deadline)
         self.storage_lock = threading.Lock()
         self.storage_next = 1
         self.storage_waiting = {}  # id -> [threading.Event, reply]
@@ -324,6 +360,13 @@ class Agent:
         self.send({"id": inv_id, "type": "log", "level": level, "msg": str(msg)[:65536]})
 
     def send_ready(self, msg_id, restored):
+        # What the image holds is read-only: listed once at start, not again on every restore,
+        # where each stat is an emulated system call on the critical path.
+        if self.inventory is None:
+            self.inventory = {
+                "functions": self.list_functions(),
+                "runtimes": ["python"] + (["node"] if find_node() else []),
+            }
         self.send(
             {
                 "id": msg_id,
@@ -331,8 +374,7 @@ class Agent:
                 "restored": restored,
                 "pid": os.getpid(),
                 "python": sys.version.split()[0],
-                "functions": self.list_functions(),
-                "runtimes": ["python"] + (["node"] if find_node() else []),
+                **self.inventory,
             }
         )
 
@@ -514,15 +556,13 @@ class Agent:
         error = None
         result = None
         self.current = inv
-        timer = None
+        armed = False
         try:
             bad = validate_invoke(inv)
             if bad:
                 raise FunctionError("bad_request", bad)
-            remaining = inv.timeout_ms / 1000.0 - (now_ns() - inv.t_start) / 1e9
-            timer = threading.Timer(max(0.0, remaining), self.on_deadline, (inv,))
-            timer.daemon = True
-            timer.start()
+            self.watchdog.arm(inv, inv.t_start + inv.timeout_ms * 1_000_000)
+            armed = True
             result = self.call(inv)
         except InvocationTimeout:
             error = {"type": "timeout", "message": "exceeded %d ms" % inv.timeout_ms}
@@ -533,15 +573,19 @@ class Agent:
         except BaseException as e:  # SystemExit/KeyboardInterrupt from a handler included
             error = exception_info(e)
         finally:
-            if timer is not None:
-                timer.cancel()
+            if armed:
+                self.watchdog.disarm()
             if inv.t_end is None:
                 inv.t_end = now_ns()
             self.current = None
         self.finish(inv, result, error)
 
     def call(self, inv):
-        path = handler_path(self.functions_dir, inv.function)
+        path = self.paths.get(inv.function)
+        if path is None:
+            path = handler_path(self.functions_dir, inv.function)
+            if path is not None:
+                self.paths[inv.function] = path
         if path is None:
             raise FunctionError("not_found", "no function %r" % inv.function)
         if path.endswith(".py"):
@@ -575,7 +619,7 @@ class Agent:
             self.modules[name] = module
         return module
 
-    def on_deadline(self, inv):
+    def on_deadline(self, inv):  # called by the watchdog thread
         """Watchdog: report the timeout now, then interrupt the handler."""
         with inv.lock:
             if inv.done:
@@ -654,6 +698,41 @@ def exception_info(e):
         "message": "%s: %s" % (type(e).__name__, e),
         "traceback": "".join(traceback.format_exception(type(e), e, e.__traceback__)),
     }
+
+
+class Watchdog:
+    """One long-lived thread that fires `on_deadline(inv)` when the armed invocation runs past
+    its deadline. Not a threading.Timer per invocation: creating a thread is a handful of
+    system calls, each emulated (slow) on a PVM guest, on every invocation's path."""
+
+    def __init__(self, on_deadline):
+        self._on_deadline = on_deadline
+        self._cv = threading.Condition()
+        self._armed = None  # (inv, deadline in now_ns() time)
+        threading.Thread(target=self._loop, name="watchdog", daemon=True).start()
+
+    def arm(self, inv, deadline_ns):
+        with self._cv:
+            self._armed = (inv, deadline_ns)
+            self._cv.notify()
+
+    def disarm(self):
+        with self._cv:
+            self._armed = None
+            self._cv.notify()
+
+    def _loop(self):
+        while True:
+            with self._cv:
+                while self._armed is None:
+                    self._cv.wait()
+                inv, deadline = self._armed
+                left = (deadline - now_ns()) / 1e9
+                if left > 0:
+                    self._cv.wait(left)
+                    continue  # disarmed, re-armed or woken early: look again
+                self._armed = None
+            self._on_deadline(inv)
 
 
 def handler_path(functions_dir, name):

@@ -1,7 +1,7 @@
 // The whole host path of the agent channel, without KVM: AgentClient → the VM's console socket
 // (UnixSocketConsoleBackend) → VirtioConsole behind the virtio-mmio transport → a stand-in for
 // the guest's virtio-console driver (the queue mock) → the real Python agent, which the stand-in
-// feeds through a socketpair as the guest kernel would through /dev/hvc0.
+// feeds through a socketpair as the guest kernel would through the virtio port.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

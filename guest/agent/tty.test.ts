@@ -1,5 +1,5 @@
-// In the guest the channel is /dev/hvc0, a tty: unless the agent puts it in raw mode, the line
-// discipline would echo, turn CR into NL, act on ^C/^Z/^S/^Q/^V and swallow ^D — and the length
+// With a console-shaped device the channel is /dev/hvc0, a tty: unless the agent puts it in raw
+// mode, the line discipline would echo, turn CR into NL, act on ^C/^Z/^S/^Q/^V and swallow ^D — and the length
 // prefixes of frames are arbitrary bytes. Here the agent runs on a pseudo-terminal (a small
 // Python bridge copies between the pty master and our socket) and frames of every length byte
 // value go through it unchanged.

@@ -26,8 +26,8 @@ export const GUEST_INIT_PATH = '/sbin/faasnap-init';
 export const GUEST_AGENT_PATH = '/opt/faasnap/agent/agent.py';
 export const GUEST_NODE_RUNTIME_PATH = '/opt/faasnap/agent/node-runtime.mjs';
 export const GUEST_FUNCTIONS_DIR = '/opt/faasnap/functions';
-/** The agent channel: virtio-console port 0 without MULTIPORT. */
-export const GUEST_AGENT_CHANNEL = '/dev/hvc0';
+/** The agent channel: the virtio-console port named `faasnap.agent` (vmm/boot/linux-vm.ts). */
+export const GUEST_AGENT_CHANNEL = 'port:faasnap.agent';
 
 // Must match build.sh's cache_key().
 const KEY_HEADER = 'faasnap-rootfs v1';

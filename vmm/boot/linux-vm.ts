@@ -25,6 +25,9 @@ export const DEFAULT_LINUX_PARAMS: readonly string[] = [
   'tsc=reliable',
 ];
 
+/** The agent channel's port name: the agent finds its device under /sys/class/virtio-ports. */
+export const AGENT_PORT_NAME = 'faasnap.agent';
+
 export interface LinuxVmOptions extends VmConfig {
   /** Path of an uncompressed vmlinux (guest/kernel/build.sh). */
   kernel: string;
@@ -34,8 +37,9 @@ export interface LinuxVmOptions extends VmConfig {
   rootDisk?: string;
   rootDiskWritable?: boolean;
   /**
-   * Where the VMM listens for the host end of the agent channel (a virtio-console the guest
-   * sees as /dev/hvc0, the second virtio device). No channel when absent.
+   * Where the VMM listens for the host end of the agent channel: the second virtio device, a
+   * virtio-console whose one port the guest sees as /dev/vportNp0 named AGENT_PORT_NAME. No
+   * channel when absent.
    */
   agentSocket?: string;
   /** Extra kernel parameters, appended after the defaults. */
@@ -79,7 +83,8 @@ export function createLinuxVm(opts: LinuxVmOptions): LinuxVm {
       // /dev/vda: the root disk is always the first virtio device we attach.
       rootParams.push('root=/dev/vda', 'rootfstype=ext4', writable ? 'rw' : 'ro');
     }
-    if (opts.agentSocket) vm.addDevice({ kind: 'virtio-console', socket: opts.agentSocket });
+    if (opts.agentSocket)
+      vm.addDevice({ kind: 'virtio-console', socket: opts.agentSocket, portName: AGENT_PORT_NAME });
     const cmdline = linuxCmdline({
       template: vm.config.cpuTemplate,
       virtio: vm.virtioSlots(),

@@ -1,6 +1,7 @@
 // A pool of started, idle VMM processes (the original FaaSnap daemon keeps one too): taking a
 // process costs a message, not a Node start-up (~tens of ms) plus /dev/kvm set-up.
 
+import { FaasnapError } from '../../common/errors.js';
 import { VmmProcess } from './client.js';
 
 export class VmmPool {
@@ -22,6 +23,7 @@ export class VmmPool {
 
   /** An idle process (or a new one if none is idle); the pool refills in the background. */
   async take(): Promise<VmmProcess> {
+    if (this.closed) throw new FaasnapError('VMM_START_FAILED', 'the VMM pool is closed');
     let p: VmmProcess | undefined;
     while ((p = this.idle.shift()) && !p.alive);
     void this.fill().catch(() => undefined);

@@ -35,7 +35,7 @@ function send(msg: Reply | Event): void {
 }
 
 function attach(v: Vm): Vm {
-  if (vm) {
+  if (vm || recording) {
     v.stop();
     throw new FaasnapError('INVALID_VM_STATE', 'this VMM process already runs a VM');
   }

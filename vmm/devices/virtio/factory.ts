@@ -23,6 +23,8 @@ export const VirtioDeviceSpecSchema = Type.Union([
     {
       kind: Type.Literal('virtio-console'),
       socket: Type.String({ minLength: 1, maxLength: 107 }),
+      /** A named generic port (/dev/vportNp0) instead of the console /dev/hvc0. */
+      portName: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     },
     { additionalProperties: false },
   ),
@@ -49,7 +51,15 @@ export function createVirtioDevice(spec: VirtioDeviceSpec): CreatedDevice {
     }
     case 'virtio-console': {
       const backend = UnixSocketConsoleBackend.open({ path: spec.socket });
-      return { device: new VirtioConsole({ backend }), resources: [backend] };
+      try {
+        return {
+          device: new VirtioConsole({ backend, portName: spec.portName }),
+          resources: [backend],
+        };
+      } catch (e) {
+        backend.close();
+        throw e;
+      }
     }
   }
 }

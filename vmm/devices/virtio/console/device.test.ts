@@ -175,3 +175,115 @@ test('a throwing backend does not stall the guest', () => {
   assert.equal(dev.stats.backendErrors, 1);
   assert.ok(t.running);
 });
+
+/** A driver-side control message (struct virtio_console_control [+ name]). */
+function control(id: number, event: number, value: number): Buffer {
+  const m = Buffer.alloc(8);
+  m.writeUInt32LE(id, 0);
+  m.writeUInt16LE(event, 4);
+  m.writeUInt16LE(value, 6);
+  return m;
+}
+
+function attachMultiport(name = 'faasnap.agent') {
+  const backend = new MemoryBackend();
+  const mem = createTestMemory(1 << 20);
+  const dev = new VirtioConsole({ backend, queueSize: 16, portName: name });
+  const t = new VirtioMmioTransport({ device: dev, memory: mem, interrupt: { trigger() {} } });
+  const drv = new MmioDriverMock(t);
+  const q = (base: number, dataBase: number, dataEnd: number) =>
+    new MockVirtqueue(mem, { size: 16, base, dataBase, dataEnd });
+  const rx = q(0x0000, 0x10000, 0x30000);
+  const tx = q(0x1000, 0x30000, 0x50000);
+  const crx = q(0x2000, 0x50000, 0x70000);
+  const ctx = q(0x3000, 0x70000, 0x90000);
+  const features = drv.init([rx, tx, crx, ctx]);
+  return { backend, mem, dev, t, drv, rx, tx, crx, ctx, features };
+}
+
+/** The control messages the device has put into the driver's posted buffers. */
+function received(crx: MockVirtqueue, chains: { head: number; buffers: { gpa: number }[] }[]) {
+  return crx.takeUsed().map((u) => {
+    const c = chains.find((x) => x.head === u.id)!;
+    const m = Buffer.from(crx.read(c.buffers[0]!.gpa, u.len));
+    return {
+      id: m.readUInt32LE(0),
+      event: m.readUInt16LE(4),
+      value: m.readUInt16LE(6),
+      name: m.subarray(8).toString(),
+    };
+  });
+}
+
+test('named port: MULTIPORT with one port, announced through the control queues', () => {
+  const { dev, drv, features, rx, tx, crx, ctx, backend, mem, t } = attachMultiport();
+  assert.equal(dev.queueMaxSizes.length, 4);
+  assert.ok(features & featureBit(1), 'MULTIPORT offered and accepted');
+  assert.equal(Buffer.from(drv.readConfig(4, 4)).readUInt32LE(0), 1, 'max_nr_ports');
+  assert.deepEqual(drv.readConfig(0, 4), new Uint8Array(4), 'no terminal size');
+
+  // The driver posts control buffers and says DEVICE_READY: the device adds port 0.
+  const bufs = Array.from({ length: 4 }, () => crx.addChain([{ len: 256, write: true }]));
+  crx.kick();
+  ctx.addChain([{ data: control(0xffffffff, 0, 1) }]);
+  ctx.kick();
+  assert.deepEqual(received(crx, bufs), [{ id: 0, event: 1, value: 1, name: '' }]);
+  // PORT_READY: the device names the port and says the host side is open.
+  ctx.addChain([{ data: control(0, 3, 1) }]);
+  ctx.kick();
+  assert.deepEqual(received(crx, bufs), [
+    { id: 0, event: 7, value: 1, name: 'faasnap.agent' },
+    { id: 0, event: 6, value: 1, name: '' },
+  ]);
+  // The guest opens the port.
+  ctx.addChain([{ data: control(0, 6, 1) }]);
+  ctx.kick();
+  assert.equal(dev.guestOpen, true);
+  assert.equal(ctx.takeUsed().length, 3, 'every control chain is returned');
+
+  // Data uses port 0's queues, as without MULTIPORT.
+  tx.addChain([{ data: Buffer.from('ping') }]);
+  tx.kick();
+  assert.equal(Buffer.from(backend.output).toString(), 'ping');
+  const c = rx.addChain([{ len: 8, write: true }]);
+  rx.kick();
+  backend.feed('pong');
+  assert.deepEqual(rx.takeUsed(), [{ id: c.head, len: 4 }]);
+
+  // State round trip keeps the shape and the open port; the other shape refuses it.
+  const saved = JSON.parse(JSON.stringify(t.save())) as ReturnType<VirtioMmioTransport['save']>;
+  const dev2 = new VirtioConsole({
+    backend: new MemoryBackend(),
+    queueSize: 16,
+    portName: 'faasnap.agent',
+  });
+  VirtioMmioTransport.restore({ device: dev2, memory: mem, interrupt: { trigger() {} } }, saved);
+  assert.equal(dev2.guestOpen, true);
+  assert.throws(
+    () =>
+      VirtioMmioTransport.restore(
+        {
+          device: new VirtioConsole({ backend: new MemoryBackend() }),
+          memory: mem,
+          interrupt: { trigger() {} },
+        },
+        saved,
+      ),
+    (e) => isFaasnapError(e, 'STATE_INVALID'),
+  );
+});
+
+test('named port: control messages wait for driver buffers; bad names are refused', () => {
+  const { crx, ctx } = attachMultiport();
+  ctx.addChain([{ data: control(0xffffffff, 0, 1) }]);
+  ctx.kick();
+  assert.deepEqual(crx.takeUsed(), [], 'no buffer posted yet');
+  const b = crx.addChain([{ len: 64, write: true }]);
+  crx.kick();
+  assert.deepEqual(received(crx, [b]), [{ id: 0, event: 1, value: 1, name: '' }]);
+  for (const name of ['', 'has space', 'x'.repeat(65)])
+    assert.throws(
+      () => new VirtioConsole({ backend: new MemoryBackend(), portName: name }),
+      (e) => isFaasnapError(e, 'INVALID_VM_CONFIG'),
+    );
+});

@@ -1,7 +1,15 @@
-// virtio-console (spec §5.3) with a single port and no optional features: the guest sees it as
-// /dev/hvc0, a raw byte pipe to the host (our agent channel, docs/agent-protocol.md). Where the
-// bytes go on the host is the backend's business (unix-socket-backend.ts), so the device stays
-// pure and testable with the driver mock.
+// virtio-console (spec §5.3) with one port: a raw byte pipe to the host (our agent channel,
+// docs/agent-protocol.md). Where the bytes go on the host is the backend's business
+// (unix-socket-backend.ts), so the device stays pure and testable with the driver mock.
+//
+// Two shapes. Without a port name: no features, the guest sees port 0 as the console /dev/hvc0
+// (every byte through the tty layer and the hvc poll thread). With `portName`: MULTIPORT with
+// one *generic* port, which the guest sees as /dev/vportNp0 with that name in
+// /sys/class/virtio-ports/: reads and writes go straight to the virtqueues, several context
+// switches fewer per message than the tty path (the agent's round trip is what every
+// invocation pays). The port is announced over the control queues (§5.3.6.2): the driver says
+// DEVICE_READY, we add port 0, it says PORT_READY, we send its name and "host connected"
+// (the backend buffers output while no client is connected, so the host side is always open).
 //
 //   const backend = await UnixSocketConsoleBackend.listen({ path });
 //   vm.own(backend);
@@ -13,13 +21,40 @@
 // has input, and filled with as much as fits.
 
 import { Type } from '@sinclair/typebox';
+import { FaasnapError } from '../../../../common/errors.js';
 import { validateState } from '../../../persist.js';
 import type { VirtioActivation, VirtioDevice } from '../device.js';
 import {
+  VIRTIO_CONSOLE_F_MULTIPORT,
   VIRTIO_CONSOLE_RX_QUEUE,
   VIRTIO_CONSOLE_TX_QUEUE,
   VIRTIO_ID_CONSOLE,
 } from '../constants.js';
+
+/** With MULTIPORT: the control queues follow port 0's two. */
+export const CONTROL_RX_QUEUE = 2; // device → driver
+export const CONTROL_TX_QUEUE = 3; // driver → device
+
+/** struct virtio_console_control events. */
+export const CONSOLE_EVENT = {
+  DEVICE_READY: 0,
+  DEVICE_ADD: 1,
+  PORT_READY: 3,
+  PORT_OPEN: 6,
+  PORT_NAME: 7,
+} as const;
+const CONTROL_HEADER = 8; // le32 id, le16 event, le16 value
+const MAX_PORT_NAME = 64;
+
+function controlMessage(id: number, event: number, value: number, name?: string): Buffer {
+  const tail = name === undefined ? Buffer.alloc(0) : Buffer.from(name, 'utf8');
+  const m = Buffer.alloc(CONTROL_HEADER + tail.length);
+  m.writeUInt32LE(id, 0);
+  m.writeUInt16LE(event, 4);
+  m.writeUInt16LE(value, 6);
+  tail.copy(m, CONTROL_HEADER);
+  return m;
+}
 
 /** The host end of the console. Calls come from the device on the VMM's main thread. */
 export interface ConsoleBackend {
@@ -38,15 +73,21 @@ export interface ConsoleBackend {
 
 export interface VirtioConsoleOptions {
   backend: ConsoleBackend;
-  /** Size of each of the two queues (a power of two); default 256. */
+  /** Size of each queue (a power of two); default 256. */
   queueSize?: number;
+  /** A generic named port instead of the console (see above); ASCII, at most 64 bytes. */
+  portName?: string;
 }
 
 export const VirtioConsoleStateSchema = Type.Object(
   {
-    // The guest driver took its configuration from this: a multiport device would be another
+    // The guest driver took its configuration from this: the other shape would be another
     // device to it (different queues, control messages).
-    multiport: Type.Literal(false),
+    multiport: Type.Boolean(),
+    /** Control messages the guest has not taken yet (base64), in order. */
+    pendingControl: Type.Array(Type.String({ maxLength: 1024 }), { maxItems: 16 }),
+    /** The guest has the port open. */
+    guestOpen: Type.Boolean(),
   },
   { additionalProperties: false },
 );
@@ -54,24 +95,46 @@ export const VirtioConsoleStateSchema = Type.Object(
 export class VirtioConsole implements VirtioDevice {
   readonly deviceType = VIRTIO_ID_CONSOLE;
   readonly queueMaxSizes: readonly number[];
-  // No SIZE (the guest need not know a terminal size), no MULTIPORT, no EMERG_WRITE.
-  readonly availFeatures = 0n;
+  // No SIZE (the guest need not know a terminal size), no EMERG_WRITE; MULTIPORT with a name.
+  readonly availFeatures: bigint;
   /** Traffic counters, for tests and metrics. */
   readonly stats = { rxBytes: 0, txBytes: 0, rxChains: 0, txChains: 0, backendErrors: 0 };
 
   private readonly backend: ConsoleBackend;
+  private readonly portName: string | undefined;
   private active: VirtioActivation | undefined;
+  private pendingControl: Buffer[] = [];
+  private guestOpenFlag = false;
 
   constructor(opts: VirtioConsoleOptions) {
     this.backend = opts.backend;
     const size = opts.queueSize ?? 256;
-    this.queueMaxSizes = [size, size];
+    const name = opts.portName;
+    if (name !== undefined && !/^[\x21-\x7e]{1,64}$/.test(name))
+      throw new FaasnapError(
+        'INVALID_VM_CONFIG',
+        `console port name must be 1..${MAX_PORT_NAME} printable ASCII characters`,
+      );
+    this.portName = name;
+    this.queueMaxSizes = name === undefined ? [size, size] : [size, size, size, size];
+    this.availFeatures = name === undefined ? 0n : 1n << BigInt(VIRTIO_CONSOLE_F_MULTIPORT);
   }
 
-  readConfig(_offset: number, data: Uint8Array): void {
-    // struct virtio_console_config (cols, rows, max_nr_ports, emerg_wr) only means something
-    // with features we do not offer: all of it, and anything past it, reads 0.
+  /** The guest has the named port open (always false for the console shape). */
+  get guestOpen(): boolean {
+    return this.guestOpenFlag;
+  }
+
+  readConfig(offset: number, data: Uint8Array): void {
+    // struct virtio_console_config: cols, rows (no SIZE: 0), max_nr_ports (le32 at 4, read only
+    // with MULTIPORT: 1), emerg_wr (0). Anything past it reads 0.
+    const config = Buffer.alloc(12);
+    if (this.portName !== undefined) config.writeUInt32LE(1, 4);
     data.fill(0);
+    const from = Math.min(offset, config.length);
+    Buffer.from(data.buffer, data.byteOffset, data.length).set(
+      config.subarray(from, Math.min(config.length, offset + data.length)),
+    );
   }
 
   writeConfig(_offset: number, _data: Uint8Array): void {
@@ -89,19 +152,87 @@ export class VirtioConsole implements VirtioDevice {
   processQueue(index: number): void {
     if (index === VIRTIO_CONSOLE_RX_QUEUE) this.fillReceiveQueue();
     else if (index === VIRTIO_CONSOLE_TX_QUEUE) this.drainTransmitQueue();
+    else if (index === CONTROL_RX_QUEUE) this.flushControl();
+    else if (index === CONTROL_TX_QUEUE) this.readControl();
   }
 
   reset(): void {
     this.backend.setInputListener(undefined);
     this.active = undefined;
+    this.pendingControl = [];
+    this.guestOpenFlag = false;
   }
 
   save(): unknown {
-    return { multiport: false };
+    return {
+      multiport: this.portName !== undefined,
+      pendingControl: this.pendingControl.map((m) => m.toString('base64')),
+      guestOpen: this.guestOpenFlag,
+    };
   }
 
   restore(state: unknown): void {
-    validateState('virtio-console', VirtioConsoleStateSchema, state);
+    const s = validateState('virtio-console', VirtioConsoleStateSchema, state);
+    if (s.multiport !== (this.portName !== undefined))
+      throw new FaasnapError(
+        'STATE_INVALID',
+        `virtio-console: saved ${s.multiport ? 'with' : 'without'} a named port, configured otherwise`,
+      );
+    this.pendingControl = s.pendingControl.map((m) => Buffer.from(m, 'base64'));
+    this.guestOpenFlag = s.guestOpen;
+  }
+
+  /** Driver → device control messages: the port handshake, and the guest opening the port. */
+  private readControl(): void {
+    const a = this.active;
+    const q = a?.queues[CONTROL_TX_QUEUE];
+    if (!a || !q || this.portName === undefined) return;
+    let used = 0;
+    try {
+      for (let chain = q.popAvail(a.memory); chain; chain = q.popAvail(a.memory)) {
+        const m = Buffer.alloc(CONTROL_HEADER);
+        if (chain.gather(m) === CONTROL_HEADER) {
+          const id = m.readUInt32LE(0);
+          const event = m.readUInt16LE(4);
+          const value = m.readUInt16LE(6);
+          if (event === CONSOLE_EVENT.DEVICE_READY && value === 1) {
+            this.pendingControl.push(controlMessage(0, CONSOLE_EVENT.DEVICE_ADD, 1));
+          } else if (event === CONSOLE_EVENT.PORT_READY && id === 0 && value === 1) {
+            this.pendingControl.push(
+              controlMessage(0, CONSOLE_EVENT.PORT_NAME, 1, this.portName),
+              controlMessage(0, CONSOLE_EVENT.PORT_OPEN, 1),
+            );
+          } else if (event === CONSOLE_EVENT.PORT_OPEN && id === 0) {
+            this.guestOpenFlag = value === 1;
+          }
+          // Anything else (a failed port, an unknown event) needs no answer.
+        }
+        q.addUsed(a.memory, chain.head, 0);
+        used++;
+      }
+    } finally {
+      if (used > 0) a.interrupt.trigger();
+    }
+    this.flushControl();
+  }
+
+  /** Device → driver control messages, as far as the driver has posted buffers. */
+  private flushControl(): void {
+    const a = this.active;
+    const q = a?.queues[CONTROL_RX_QUEUE];
+    if (!a || !q) return;
+    let used = 0;
+    try {
+      while (this.pendingControl.length > 0 && q.hasAvail(a.memory)) {
+        const chain = q.popAvail(a.memory);
+        if (!chain) break;
+        const n = chain.scatter(this.pendingControl.shift()!);
+        q.addUsed(a.memory, chain.head, n);
+        used++;
+      }
+    } finally {
+      if (used > 0) a.interrupt.trigger();
+    }
   }
 
   /** Host → guest: fills receive buffers while there is input and the guest has buffers. */
