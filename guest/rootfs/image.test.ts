@@ -1,8 +1,8 @@
-// The built small image without a kernel: its tree (extracted with debugfs, no mount) runs our
-// init as PID 1 of fresh mount/PID/UTS namespaces in a chroot, and the agent it starts serves
-// the host over an inherited socket. Checks the mounts, the hostname, the image's Python and
-// functions, and that init restarts a dead agent. Needs root, unshare and a cached image
-// (guest/rootfs/build.sh small); skipped otherwise.
+// The built test image (small-node) without a kernel: its tree (extracted with debugfs, no
+// mount) runs our init as PID 1 of fresh mount/PID/UTS namespaces in a chroot, and the agent it
+// starts serves the host over an inherited socket. Checks the mounts, the hostname, the image's
+// Python and functions, and that init restarts a dead agent. Needs root, unshare and a cached
+// image (guest/rootfs/build.sh small-node); skipped otherwise.
 
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -40,7 +40,9 @@ test('init and agent from the small image serve invocations in a chroot', async 
   const unshare = which('unshare');
   const chroot = which('chroot');
   if (process.getuid?.() !== 0 || !debugfs || !unshare || !chroot || !fs.existsSync(image)) {
-    t.skip('needs root, debugfs, unshare and a cached small image (guest/rootfs/build.sh small)');
+    t.skip(
+      `needs root, debugfs, unshare and a cached ${TEST_ROOTFS_VARIANT} image (guest/rootfs/build.sh ${TEST_ROOTFS_VARIANT})`,
+    );
     return;
   }
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faasnap-image-test-'));
@@ -64,7 +66,7 @@ test('init and agent from the small image serve invocations in a chroot', async 
   try {
     const ready = await client.waitReady(20_000);
     assert.equal(ready.pid, 2, 'the agent is the first child of init (PID 1)');
-    assert.deepEqual(ready.runtimes, ['python']);
+    assert.deepEqual(ready.runtimes, ['python', 'node'], 'small-node has both runtimes');
     assert.ok(ready.functions.includes('hello') && ready.functions.includes('exec'));
 
     const hello = await client.invoke('hello', { name: 'image' }, { timeoutMs: 10_000 });
