@@ -94,8 +94,9 @@ export function registerFunctionCommands(program: Command): void {
       .requiredOption('--runtime <runtime>', 'micro, python or node')
       .requiredOption(
         '--handler <handler>',
-        'micro: touch, hello or hang; python/node: a function bundled in the guest image (guest/functions/<name>)',
+        'micro: touch, hello or hang; python/node: a bundled function (guest/functions/<name>) or the name for --code',
       )
+      .option('--code <file>', 'python/node source to upload (handler names it)')
       .option('--memory <MiB>', 'guest memory', intOption(8, 65536))
       .option('--vcpus <n>', 'vCPUs', intOption(1, 8))
       .option('--mode <mode>', 'default memory mode', modeOption)
@@ -111,6 +112,7 @@ export function registerFunctionCommands(program: Command): void {
       name,
       runtime: o.runtime,
       handler: o.handler,
+      code: o.code ? readFileSync(o.code as string, 'utf8') : undefined,
       memoryMiB: o.memory,
       vcpus: o.vcpus,
       defaultMode: o.mode,

@@ -57,7 +57,7 @@ const specProps = {
     minLength: 1,
     maxLength: 128,
     description:
-      'micro: the micro-guest (touch, hello, hang); python/node: a function bundled in the guest image (guest/functions/<name>)',
+      'micro: the micro-guest (touch, hello, hang); python/node: a function bundled in the guest image (guest/functions/<name>), or the name of the uploaded code',
   }),
   memoryMiB: Type.Integer({ minimum: 8, maximum: 65536, default: 128 }),
   vcpus: Type.Integer({ minimum: 1, maximum: 8, default: 1 }),

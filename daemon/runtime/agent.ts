@@ -1,7 +1,7 @@
 // The `python` and `node` runtimes: a function is a handler bundled into the Linux guest image
-// (guest/functions/<name>), run by the guest agent (guest/agent) and reached through the VM's
-// agent channel, a Unix socket per VM. One runtime object serves both languages; the agent
-// picks the language from the handler file it finds.
+// (guest/functions/<name>) or uploaded code (`code`, installed with the agent's `define` at
+// boot), run by the guest agent (guest/agent) and reached through the VM's agent channel, a
+// Unix socket per VM. One runtime object serves both languages.
 //
 //   boot    boot-linux in the VMM process → agent `ready` → warm-up invocation with the record
 //           input (imports the handler, as the paper's record run) → pause: the snapshot taken
@@ -128,12 +128,7 @@ export function agentRuntime(name: RuntimeName, image: GuestImage): FunctionRunt
       if (!HANDLER_NAME.test(fn.handler))
         throw new FaasnapError(
           'REQUEST_INVALID',
-          `${name} handler must name a function bundled in the guest image (guest/functions/<name>)`,
-        );
-      if (fn.code !== undefined)
-        throw new FaasnapError(
-          'REQUEST_INVALID',
-          'uploading code is not supported yet: bundle the function into the guest image (guest/functions)',
+          `${name} handler must be a function name: one bundled in the guest image (guest/functions/<name>), or the name for uploaded code`,
         );
       if (fn.memoryMiB < MIN_MEMORY_MIB)
         throw new FaasnapError(
@@ -173,7 +168,10 @@ export function agentRuntime(name: RuntimeName, image: GuestImage): FunctionRunt
           client.waitReady(AGENT_BOOT_TIMEOUT_MS),
           'before its agent was ready',
         );
-        if (!ready.functions.includes(fn.handler))
+        // Uploaded code goes to the guest's tmpfs: in guest memory, so in every snapshot.
+        if (fn.code !== undefined)
+          await client.define(fn.handler, name === 'node' ? 'node' : 'python', fn.code);
+        else if (!ready.functions.includes(fn.handler))
           throw new FaasnapError(
             'FUNCTION_NOT_FOUND',
             `the guest image has no function ${fn.handler} (it has ${ready.functions.join(', ')})`,

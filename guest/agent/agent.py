@@ -28,6 +28,7 @@ Usage: agent.py [--channel SPEC] [--functions DIR]
 import binascii
 import collections
 import fcntl
+import hashlib
 import importlib.util
 import json
 import os
@@ -42,6 +43,8 @@ import time
 MAX_FRAME = 0xFFFFFF  # 16 MiB - 1: the first byte of a frame is always 0x00 (resync point)
 # Bytes per storage.get/put message: base64 of 8 MiB fits a frame (protocol.ts STORAGE_CHUNK_BYTES).
 STORAGE_CHUNK = 8 << 20
+# Uploaded functions (`define`): tmpfs, so they live in guest memory and snapshots.
+DEFINED_DIR = os.environ.get("FAASNAP_DEFINED_DIR", "/run/faasnap/functions")
 # The virtio-console port the VMM names for the agent (vmm/boot/linux-vm.ts AGENT_PORT_NAME).
 DEFAULT_CHANNEL = "port:faasnap.agent"
 VIRTIO_PORTS = "/sys/class/virtio-ports"
@@ -419,6 +422,8 @@ class Agent:
             if msg.get("restore") is True:
                 self.after_restore(msg)
                 self.send_ready(msg["id"], True)
+        elif kind == "define":
+            self.send(dict(self.define(msg), id=msg["id"], type="defined"))
         elif kind == "invoke":
             with self.work_cv:
                 self.work.append(Invocation(msg, t_arrival))
@@ -450,6 +455,32 @@ class Agent:
                 time.clock_settime(time.CLOCK_REALTIME, target)
             except (OSError, OverflowError, ValueError) as e:
                 self.log("cannot set the clock: %s" % e, "warn")
+
+    def define(self, msg):
+        """Installs uploaded source as a function: a file on tmpfs (captured by snapshots, as
+        guest memory), imported on the next invocation like a bundled handler."""
+        name, language, source = msg.get("function"), msg.get("language"), msg.get("source")
+        if not isinstance(name, str) or not FUNCTION_NAME.match(name):
+            return {"error": "invalid function name %r" % (name,)}
+        if language not in ("python", "node") or not isinstance(source, str):
+            return {"error": "language must be python or node, source a string"}
+        data = source.encode("utf-8")
+        # A directory per version: the Node runtime caches modules by path.
+        version = hashlib.sha256(data).hexdigest()[:16]
+        file = "handler.py" if language == "python" else "handler.js"
+        path = os.path.join(DEFINED_DIR, name, version, file)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            return {"error": "cannot write %s: %s" % (path, e)}
+        with self.work_cv:  # the main thread reads these between invocations
+            self.paths[name] = path
+            self.modules.pop(name, None)
+            if self.inventory is not None and name not in self.inventory["functions"]:
+                self.inventory["functions"].append(name)
+        return {}
 
     def after_restore(self, msg):
         """Undoes what a snapshot clones (the clock is synced by the ping): identical RNG state."""

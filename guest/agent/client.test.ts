@@ -67,7 +67,12 @@ before(async () => {
   }
   child = spawn('python3', [AGENT, '--channel', 'fd:3', '--functions', fns], {
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-    env: { ...process.env, FAASNAP_AGENT_SET_CLOCK: '0', PYTHONDONTWRITEBYTECODE: '1' },
+    env: {
+      ...process.env,
+      FAASNAP_AGENT_SET_CLOCK: '0',
+      PYTHONDONTWRITEBYTECODE: '1',
+      FAASNAP_DEFINED_DIR: path.join(dir, 'defined'),
+    },
   });
   child.stdout!.resume();
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -183,6 +188,24 @@ test('values larger than a frame move in chunks both ways', async () => {
   const j = await client.invoke('storage-js', { in: 'big', out: 'big-js' }, { timeoutMs: 60_000 });
   assert.deepEqual(j.result, { len: big.length, missing: true });
   assert.ok(storage.map.get('big-js')?.equals(Buffer.from(big).reverse()));
+});
+
+test('uploaded code: define installs a function, a new definition replaces it', async () => {
+  const v1 = 'def handle(params, ctx):\n    return {"v": 1, "x": params["x"]}\n';
+  await client.define('uploaded', 'python', v1);
+  const r1 = await client.invoke('uploaded', { x: 5 }, { timeoutMs: 5000 });
+  assert.deepEqual(r1.result, { v: 1, x: 5 });
+  await client.define('uploaded', 'python', v1.replace('"v": 1', '"v": 2'));
+  const r2 = await client.invoke('uploaded', { x: 6 }, { timeoutMs: 5000 });
+  assert.deepEqual(r2.result, { v: 2, x: 6 });
+  await assert.rejects(client.define('bad name', 'python', v1), (e) =>
+    isFaasnapError(e, 'FUNCTION_ERROR'),
+  );
+  if ((await client.waitReady()).runtimes.includes('node')) {
+    await client.define('uploaded-js', 'node', 'exports.handle = (p) => ({ js: p.x * 2 });\n');
+    const r3 = await client.invoke('uploaded-js', { x: 21 }, { timeoutMs: 10_000 });
+    assert.deepEqual(r3.result, { js: 42 });
+  }
 });
 
 test('a result larger than a frame becomes an error result', async () => {

@@ -53,7 +53,7 @@ export interface PingOptions {
 }
 
 interface Pending {
-  kind: 'ping' | 'invoke' | 'restore';
+  kind: 'ping' | 'invoke' | 'restore' | 'define';
   resolve(message: AgentMessage): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout;
@@ -195,6 +195,25 @@ export class AgentClient extends EventEmitter<ClientEvents> {
     return { result: m.result, timings: m.timings };
   }
 
+  /**
+   * Installs `fn` from source in the guest (a tmpfs file the agent imports like a bundled
+   * handler; later definitions replace it). Rejects with FUNCTION_ERROR when the agent refuses.
+   */
+  async define(
+    fn: string,
+    language: 'python' | 'node',
+    source: string,
+    opts: PingOptions = {},
+  ): Promise<void> {
+    const m = await this.request(
+      'define',
+      { function: fn, language, source },
+      opts.timeoutMs ?? this.pingTimeoutMs,
+    );
+    if (typeof m.error === 'string')
+      throw new FaasnapError('FUNCTION_ERROR', `define ${fn}: ${m.error}`, { function: fn });
+  }
+
   /** Closes the channel; pending calls reject with AGENT_DISCONNECTED. */
   close(): void {
     this.socket.destroy();
@@ -258,6 +277,10 @@ export class AgentClient extends EventEmitter<ClientEvents> {
         const p = this.pending.get(m.id);
         // A restore-ping completes with the `ready` that follows its pong.
         if (p?.kind === 'ping') this.settle(m.id, m);
+        return;
+      }
+      case 'defined': {
+        if (this.pending.get(m.id)?.kind === 'define') this.settle(m.id, m);
         return;
       }
       case 'ready': {

@@ -31,6 +31,13 @@ export type AgentMessage = Static<typeof MessageSchema> & Record<string, unknown
 
 export const PongSchema = Type.Object({ id: Id, type: Type.Literal('pong') });
 
+/** Answers `define`: the function is installed, or why not. */
+export const DefinedSchema = Type.Object({
+  id: Id,
+  type: Type.Literal('defined'),
+  error: Type.Optional(Type.String()),
+});
+
 export const ReadySchema = Type.Object({
   id: Id,
   type: Type.Literal('ready'),
@@ -111,6 +118,7 @@ export type LogMessage = Static<typeof LogSchema>;
 /** Schemas of the messages a guest may send, by type. */
 export const GUEST_MESSAGE_SCHEMAS = {
   pong: PongSchema,
+  defined: DefinedSchema,
   ready: ReadySchema,
   result: ResultSchema,
   'storage.get': StorageGetSchema,
@@ -120,6 +128,7 @@ export const GUEST_MESSAGE_SCHEMAS = {
 
 export type GuestMessage =
   | Static<typeof PongSchema>
+  | Static<typeof DefinedSchema>
   | ReadyMessage
   | ResultMessage
   | StorageGetMessage
@@ -154,7 +163,15 @@ export interface StorageResultMessage {
   size?: number;
   error?: string;
 }
-export type HostMessage = PingMessage | InvokeMessage | StorageResultMessage;
+/** Installs a function from source (tmpfs in the guest): uploaded code, not in the image. */
+export interface DefineMessage {
+  id: number;
+  type: 'define';
+  function: string;
+  language: 'python' | 'node';
+  source: string;
+}
+export type HostMessage = PingMessage | InvokeMessage | DefineMessage | StorageResultMessage;
 
 function protocolError(detail: string, details: Record<string, unknown> = {}): FaasnapError {
   return new FaasnapError('AGENT_PROTOCOL', detail, details);

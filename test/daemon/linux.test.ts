@@ -2,7 +2,8 @@
 // deployed (boot to a ready agent, warm-up invocation, snapshot, FaaSnap and REAP recordings
 // driven through the agent) and invoked in every kind of start: snapshot memory modes, and warm
 // (the second warm call reuses the VM). Inputs come from Redis through the agent's storage
-// relay; a raising function is an error result. Each deploy boots the guest once (~1 min).
+// relay; a raising function is an error result; uploaded code runs like a bundled handler.
+// Each deploy boots the guest once (~1 min).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -27,6 +28,14 @@ const JSON_FN = {
 };
 const EXEC = { ...PY, name: 'py-exec', handler: 'exec', recordParams: { script: 'result = 1' } };
 const JS = { ...PY, name: 'js-hello', runtime: 'node', handler: 'hello-js', timeoutMs: 240_000 };
+/** Uploaded code, not in the image: installed at deploy, so in every snapshot. */
+const UPLOADED = {
+  ...PY,
+  name: 'py-uploaded',
+  handler: 'double',
+  code: 'def handle(params, ctx):\n    return {"double": 2 * int(params["n"])}\n',
+  recordParams: { n: '1' },
+};
 
 async function deploy(d: TestDaemon, fn: object & { name: string }): Promise<void> {
   assert.equal((await d.call('POST', '/functions', fn)).status, 201);
@@ -121,6 +130,10 @@ test(
         params: { script: 'result = 7' },
       });
       assert.equal(fine.result, 7);
+
+      await deploy(d, UPLOADED);
+      const up = await invoke(d, UPLOADED.name, { mode: 'faasnap', params: { n: '21' } });
+      assert.deepEqual(up.result, { double: 42 }, JSON.stringify(up));
 
       await deploy(d, JS);
       const js = await invoke(d, JS.name, { mode: 'faasnap', params: { name: 'node' } });
