@@ -40,3 +40,23 @@ export async function mappings(): Promise<number> {
   const { readFile } = await import('node:fs/promises');
   return (await readFile('/proc/self/maps', 'utf8')).split('\n').filter(Boolean).length;
 }
+
+/**
+ * Mappings a VM can leave behind: KVM's (vCPU run structures, anon_inode:kvm-*) and anonymous
+ * ones exactly `ramMiB` long (guest RAM). Counting every mapping is flaky: V8 maps and unmaps
+ * heap pages on its own schedule (a run under load saw 216 before and 214 after).
+ */
+export async function vmMappings(ramMiB: readonly number[]): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const sizes = new Set(ramMiB.map((m) => m * 1024 * 1024));
+  return (await readFile('/proc/self/maps', 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .filter((l) => {
+      const [a, b] = l
+        .split(' ')[0]!
+        .split('-')
+        .map((h) => parseInt(h, 16));
+      return l.includes('kvm') || sizes.has(b! - a!);
+    }).length;
+}
