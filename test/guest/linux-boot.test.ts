@@ -13,7 +13,7 @@ import { builtKernelPath } from '../../guest/kernel/index.js';
 import { busyboxInitramfs } from '../../guest/kernel/initramfs.js';
 import { createLinuxVm } from '../../vmm/boot/linux-vm.js';
 import { runLinuxVm } from '../../vmm/boot/linux-run.js';
-import { kvmTest, mappings, openFds, threads } from '../kvm/support.js';
+import { kvmTest, mappings, openFds, threads, threadsSettled } from '../kvm/support.js';
 
 const BUSYBOX = '/bin/busybox';
 const BOOT_TIMEOUT_MS = 6 * 60_000;
@@ -102,7 +102,7 @@ for (const vcpus of [1, 2]) {
         assert.match(console, new RegExp(`faasnap-init: cpus=${vcpus}\\b`));
         assert.equal(r.panic, undefined);
         assert.equal(vm.state, 'stopped');
-        assert.deepEqual({ fds: openFds(), threads: threads() }, before);
+        assert.deepEqual({ fds: openFds(), threads: await threadsSettled(before.threads) }, before);
       });
     },
     TEST_TIMEOUT_MS,
@@ -131,7 +131,7 @@ kvmTest(
       assert.match(r.exit.error?.message ?? '', /Attempted to kill init/);
       assert.equal(vm.state, 'stopped');
       assert.deepEqual(
-        { fds: openFds(), threads: threads() },
+        { fds: openFds(), threads: await threadsSettled(before.threads) },
         { fds: before.fds, threads: before.threads },
       );
       // Node's heap may map or unmap a region meanwhile; the guest RAM mapping must be gone.

@@ -2,7 +2,7 @@
 // (and fails instead when FAASNAP_REQUIRE_KVM=1, as CI sets it), and process resource counters
 // used to prove that a stopped VM released everything.
 
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { test, type TestContext } from 'node:test';
 
 export const KVM_PRESENT = existsSync('/dev/kvm');
@@ -31,8 +31,40 @@ export function openFds(): number {
   return readdirSync('/proc/self/fd').length;
 }
 
+/**
+ * Open fds whose target matches `kind` (e.g. /userfaultfd|eventfd/). Tests of one native
+ * resource count only its kinds: Node opens its own fds lazily at any time (CI once saw one
+ * appear in the middle of a test), which made a total count flaky.
+ */
+export function openFdsOfKind(kind: RegExp): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (kind.test(readlinkSync(`/proc/self/fd/${fd}`))) n++;
+    } catch {
+      // The fd closed between readdir and readlink (e.g. the one readdir itself used).
+    }
+  }
+  return n;
+}
+
 export function threads(): number {
   return readdirSync('/proc/self/task').length;
+}
+
+/**
+ * The thread count once exited threads are gone: pthread_join returns when the kernel clears the
+ * thread's tid, a moment before its /proc/self/task entry is removed. A leaked thread never goes,
+ * so waiting up to `ms` for `expected` cannot hide one.
+ */
+export async function threadsSettled(expected: number, ms = 1000): Promise<number> {
+  const deadline = Date.now() + ms;
+  let n = threads();
+  while (n !== expected && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 5));
+    n = threads();
+  }
+  return n;
 }
 
 /** Host mappings of this process (lines of /proc/self/maps). */

@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 
 import { ReapSession, readReapManifest } from '../../loader/reap.js';
 import { isNativeError, native, type UffdServerHandle } from '../../native/index.js';
-import { kvmTest, openFds, threads } from './support.js';
+import { kvmTest, openFdsOfKind, threads, threadsSettled } from './support.js';
 
 const PAGE = 4096;
 const M = native.memConstants;
@@ -390,7 +390,8 @@ kvmTest('close stops and joins the thread and leaves no fd behind; it is idempot
   warm.close();
   await sleep(50);
 
-  const before = { fds: openFds(), threads: threads() };
+  const serverFds = () => openFdsOfKind(/userfaultfd|eventfd|faasnap-uffd-/);
+  const before = { fds: serverFds(), threads: threads() };
   const f = fixture(64);
   const server = new native.UffdServer(
     f.uffd,
@@ -403,14 +404,14 @@ kvmTest('close stops and joins the thread and leaves no fd behind; it is idempot
   assert.equal(threads(), before.threads + 1, 'one server thread');
   for (let p = 0; p < 64; p += 3) readPage(f, p);
   server.close();
-  assert.equal(threads(), before.threads);
+  assert.equal(await threadsSettled(before.threads), before.threads);
   server.close();
   // recorded() and stats() stay readable after close; installPages does not.
   assert.equal(server.recorded().length, 22);
   assert.equal(server.stats().recorded, 22);
   assert.throws(() => server.installPages(Uint32Array.from([1]), pageContent(1)), /closed/);
   f.close();
-  assert.deepEqual({ fds: openFds(), threads: threads() }, before);
+  assert.deepEqual({ fds: serverFds(), threads: await threadsSettled(before.threads) }, before);
 });
 
 kvmTest(
