@@ -46,17 +46,42 @@ export function needsRecording(mode: InvokeMode, s: SnapshotT): boolean {
   return false;
 }
 
-export class Invoker {
-  /** Idle warm VMs per function: restored once, then kept running between invocations. */
-  private readonly warm = new Map<string, LiveVm[]>();
+interface IdleVm {
+  vm: LiveVm;
+  since: number;
+}
 
-  constructor(private readonly d: InvokerDeps) {}
+export class Invoker {
+  /**
+   * Idle warm VMs per function, oldest first: restored once, then kept running between
+   * invocations. A hit takes the newest (its memory is the most recently touched); capacity
+   * pressure stops the oldest of all functions (evictIdle).
+   */
+  private readonly warm = new Map<string, IdleVm[]>();
+
+  constructor(private readonly d: InvokerDeps) {
+    d.vms.setReclaimer(() => this.evictIdle());
+  }
 
   /** Stops the function's idle warm VMs (delete, redeploy, shutdown). */
   async dropWarm(fnName: string): Promise<void> {
     const idle = this.warm.get(fnName) ?? [];
     this.warm.delete(fnName);
-    await Promise.all(idle.map((v) => this.d.vms.release(v.info.id)));
+    await Promise.all(idle.map((v) => this.d.vms.release(v.vm.info.id)));
+  }
+
+  /** Stops the idle warm VM that has waited longest, of any function; false if none is idle. */
+  async evictIdle(): Promise<boolean> {
+    let oldest: { fn: string; list: IdleVm[] } | undefined;
+    for (const [fn, list] of this.warm)
+      if (!oldest || list[0]!.since < oldest.list[0]!.since) oldest = { fn, list };
+    if (!oldest) return false;
+    // Taken out before the await, so no invocation can pick the VM being stopped.
+    const { vm } = oldest.list.shift()!;
+    if (oldest.list.length === 0) this.warm.delete(oldest.fn);
+    this.d.metrics.warmEvictions.inc({ function: oldest.fn });
+    await this.d.vms.release(vm.info.id);
+    return true;
   }
 
   async invoke(fnName: string, req: InvokeRequestT): Promise<InvocationT> {
@@ -114,7 +139,7 @@ export class Invoker {
     let apiError: unknown;
     try {
       await snapshots.use(snapId, async () => {
-        const idle = mode === 'warm' ? this.warm.get(fn.name)?.pop() : undefined;
+        const idle = mode === 'warm' ? this.takeIdle(fn.name) : undefined;
         const vm =
           idle ??
           (await rec.phase('pool-take', () =>
@@ -147,7 +172,7 @@ export class Invoker {
             vms.setState(vm.info.id, 'idle');
             vm.info.invocation = null;
             const list = this.warm.get(fn.name) ?? [];
-            list.push(vm);
+            list.push({ vm, since: Date.now() });
             this.warm.set(fn.name, list);
           } else await rec.phase('teardown', () => vms.release(vm.info.id));
         }
@@ -182,6 +207,13 @@ export class Invoker {
       throw apiError;
     }
     return row;
+  }
+
+  private takeIdle(fnName: string): LiveVm | undefined {
+    const list = this.warm.get(fnName);
+    const idle = list?.pop();
+    if (list?.length === 0) this.warm.delete(fnName);
+    return idle?.vm;
   }
 
   /** Restores `snap` into the VMM process of `vm` in `mode`, recording the VMM's own phases. */
@@ -237,6 +269,7 @@ export class Invoker {
         cancelled: stats.prefetch.cancelled,
       });
     rec.root.setAttribute('faasnap.vmm.major_faults', stats.majorFaults);
+    rec.root.setAttribute('faasnap.vmm.minor_faults', stats.minorFaults);
     rec.root.setAttribute('faasnap.vmm.read_bytes', stats.readBytes);
   }
 }

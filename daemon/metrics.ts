@@ -40,6 +40,12 @@ export class Metrics {
     help: 'VMM processes that exited unexpectedly',
     registers: [this.registry],
   });
+  readonly warmEvictions = new Counter({
+    name: 'faasnap_warm_evictions_total',
+    help: 'Idle warm VMs stopped to free capacity for another VM',
+    labelNames: ['function'] as const,
+    registers: [this.registry],
+  });
   readonly deploys = new Counter({
     name: 'faasnap_deploys_total',
     help: 'Deploy chains by outcome',

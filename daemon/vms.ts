@@ -1,6 +1,6 @@
 // Live VMs of the daemon, each in its own VMM process taken from the pool. Enforces the
-// resource limits (VM count, guest memory) before a process is taken, and reports VMM
-// process crashes.
+// resource limits (VM count, guest memory) before a process is taken, first asking the reclaimer
+// (the invoker's idle warm VMs) to free capacity, and reports VMM process crashes.
 
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -24,9 +24,17 @@ export interface VmLimits {
   maxMemoryMiB: number;
 }
 
+/**
+ * Frees capacity on demand by stopping one idle VM; false when nothing is idle. Idle warm VMs
+ * are a cache: without this they would hold their memory until a deploy or a delete of their
+ * function, and every other start would fail with RESOURCE_LIMIT.
+ */
+export type Reclaimer = () => Promise<boolean>;
+
 export class VmManager {
   readonly pool: VmmPool;
   private readonly live = new Map<string, LiveVm>();
+  private reclaimer: Reclaimer = async () => false;
   /** Agent sockets: short paths (sockaddr_un holds 107 bytes), removed with the daemon. */
   private readonly socketDir = mkdtempSync(join(tmpdir(), 'faasnap-vms-'));
 
@@ -51,19 +59,14 @@ export class VmManager {
     return this.live.size;
   }
 
-  /**
-   * Reserves capacity for a VM of `fn` and takes a VMM process for it. RESOURCE_LIMIT when the
-   * VM count or the memory budget would be exceeded.
-   */
-  async acquire(req: {
-    function: string;
-    memoryMiB: number;
-    vcpus: number;
-    purpose: VmT['purpose'];
-    invocation?: string;
-  }): Promise<LiveVm> {
+  setReclaimer(r: Reclaimer): void {
+    this.reclaimer = r;
+  }
+
+  /** The limit a VM of `memoryMiB` more would break, if any. */
+  private overLimit(memoryMiB: number): FaasnapError | undefined {
     if (this.live.size >= this.limits.maxVms)
-      throw new FaasnapError(
+      return new FaasnapError(
         'RESOURCE_LIMIT',
         `at most ${this.limits.maxVms} VMs may run at once`,
         {
@@ -72,12 +75,29 @@ export class VmManager {
         },
       );
     const used = [...this.live.values()].reduce((n, v) => n + v.info.memoryMiB, 0);
-    if (used + req.memoryMiB > this.limits.maxMemoryMiB)
-      throw new FaasnapError(
+    if (used + memoryMiB > this.limits.maxMemoryMiB)
+      return new FaasnapError(
         'RESOURCE_LIMIT',
-        `${req.memoryMiB} MiB more would exceed the ${this.limits.maxMemoryMiB} MiB guest memory budget (${used} MiB in use)`,
+        `${memoryMiB} MiB more would exceed the ${this.limits.maxMemoryMiB} MiB guest memory budget (${used} MiB in use)`,
         { limit: 'maxMemoryMiB', value: this.limits.maxMemoryMiB, used },
       );
+    return undefined;
+  }
+
+  /**
+   * Reserves capacity for a VM of `fn` and takes a VMM process for it. RESOURCE_LIMIT when the
+   * VM count or the memory budget would be exceeded even after stopping every idle VM.
+   */
+  async acquire(req: {
+    function: string;
+    memoryMiB: number;
+    vcpus: number;
+    purpose: VmT['purpose'];
+    invocation?: string;
+  }): Promise<LiveVm> {
+    // Re-checked after every reclaim: a concurrent acquire may have taken what was freed.
+    for (let over = this.overLimit(req.memoryMiB); over; over = this.overLimit(req.memoryMiB))
+      if (!(await this.reclaimer())) throw over;
     const id = `vm-${randomBytes(6).toString('hex')}`;
     const entry: LiveVm = {
       vmm: undefined,

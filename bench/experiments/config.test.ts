@@ -135,6 +135,7 @@ test('the committed configs are valid and match SPEC §6', () => {
   assert.equal(tiny.repeats, 1);
   assert.equal(tiny.functions[0]!.name, 'hello');
   loadConfig('micro');
+  assert.equal(loadConfig('hello-modes').settings.length, 9);
 });
 
 test('bench/experiments/schema.json is the generated schema', () => {

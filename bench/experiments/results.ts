@@ -45,7 +45,18 @@ export interface Sample {
   readMs: number | null;
   processMs: number | null;
   writeMs: number | null;
+  /**
+   * The restored VMM process's page faults and bytes it read from storage (restore through the
+   * end of the function), from the invocation's trace; null for warm hits and older runs.
+   */
+  vmm?: VmmCounters | null;
   startedAt: string;
+}
+
+export interface VmmCounters {
+  majorFaults: number;
+  minorFaults: number;
+  readBytes: number;
 }
 
 export interface FunctionDeploy {
@@ -68,7 +79,10 @@ export interface RunDoc {
   format: 1;
   experiment: string;
   startedAt: string;
+  /** When the samples were last written: runs are saved after every function. */
   finishedAt: string;
+  /** True while the run is going on, and for good if it stopped before the end. */
+  partial?: boolean;
   command: string;
   machine: MachineInfo;
   daemon: { url: string; version: string | null; dataDevice: string | null };

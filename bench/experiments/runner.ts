@@ -16,7 +16,13 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isFaasnapError } from '../../common/errors.js';
-import type { FunctionT, InvocationT, SnapshotT, SnapshotInspectT } from '../../daemon/schemas.js';
+import type {
+  FunctionT,
+  InvocationT,
+  SnapshotT,
+  SnapshotInspectT,
+  TraceT,
+} from '../../daemon/schemas.js';
 import { api, type ClientOptions } from '../../cli/client.js';
 import { machineInfo } from '../machine.js';
 import {
@@ -28,7 +34,14 @@ import {
   type ParallelismT,
   type SettingName,
 } from './config.js';
-import { runDirName, writeRun, type FunctionDeploy, type RunDoc, type Sample } from './results.js';
+import {
+  runDirName,
+  writeRun,
+  type FunctionDeploy,
+  type RunDoc,
+  type Sample,
+  type VmmCounters,
+} from './results.js';
 import { storageOf } from './slow-storage.js';
 
 export interface Progress {
@@ -111,6 +124,19 @@ export function phaseMap(
 
 function num(v: unknown): number | null {
   return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+/** The VMM counters the daemon puts on the invocation's root span (absent on warm hits). */
+async function vmmCounters(o: ClientOptions, traceId: string): Promise<VmmCounters | null> {
+  const trace = await api<TraceT>(o, 'GET', `/traces/${traceId}`).catch(() => undefined);
+  const a = trace?.spans.find((s) => s.parentSpanId === null)?.attributes ?? {};
+  const n = (k: string) => (typeof a[k] === 'number' ? (a[k] as number) : undefined);
+  const majorFaults = n('faasnap.vmm.major_faults');
+  const minorFaults = n('faasnap.vmm.minor_faults');
+  const readBytes = n('faasnap.vmm.read_bytes');
+  if (majorFaults === undefined || minorFaults === undefined || readBytes === undefined)
+    return null;
+  return { majorFaults, minorFaults, readBytes };
 }
 
 /** Guest read/process/write: agent phases when present, else fields of the result. */
@@ -238,6 +264,28 @@ export async function runExperiment(c: Experiment, opts: RunnerOptions = {}): Pr
     }
   }
 
+  const machine = machineInfo();
+  const dir = resolve(opts.outDir ?? 'bench/results', runDirName(c.name, startedAt));
+  // Saved after every function, so hours of samples survive a daemon or harness crash.
+  const save = (partial: boolean): RunDoc => {
+    const doc: RunDoc = {
+      bench: 'experiment',
+      format: 1,
+      experiment: c.name,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      ...(partial ? { partial } : {}),
+      command: opts.command ?? `faasnap bench run ${c.source}`,
+      machine,
+      daemon: { url: opts.url ?? '', version: health.version ?? null, dataDevice },
+      config,
+      functions: deploys,
+      samples,
+    };
+    writeRun(dir, doc);
+    return doc;
+  };
+
   let total = 0;
   for (const { f } of ready) total += c.parallelism.length * inputPairs(config, f).tests.length;
   total *= repeats * settings.length;
@@ -268,7 +316,11 @@ export async function runExperiment(c: Experiment, opts: RunnerOptions = {}): Pr
             await api(o, 'DELETE', `/snapshots/${s}`).catch(() => undefined);
         }
       }
+      save(true);
     }
+  } catch (e) {
+    save(true);
+    throw e;
   } finally {
     progress.stop();
     if (opts.cleanup)
@@ -276,22 +328,7 @@ export async function runExperiment(c: Experiment, opts: RunnerOptions = {}): Pr
         await api(o, 'DELETE', `/functions/${d.registeredAs}`).catch(() => undefined);
   }
 
-  const doc: RunDoc = {
-    bench: 'experiment',
-    format: 1,
-    experiment: c.name,
-    startedAt,
-    finishedAt: new Date().toISOString(),
-    command: opts.command ?? `faasnap bench run ${c.source}`,
-    machine: machineInfo(),
-    daemon: { url: opts.url ?? '', version: health.version ?? null, dataDevice },
-    config,
-    functions: deploys,
-    samples,
-  };
-  const dir = resolve(opts.outDir ?? 'bench/results', runDirName(c.name, startedAt));
-  writeRun(dir, doc);
-  return { dir, doc };
+  return { dir, doc: save(false) };
 }
 
 async function deploy(
@@ -432,6 +469,8 @@ async function round(
           e2eMs: e2eOf(inv.durationMs, phases),
           phases,
           ...guestBreakdown(phases, inv.result),
+          // After the answer, outside the measured time.
+          vmm: await vmmCounters(o, inv.traceId),
         };
       } catch (e) {
         const clientMs = performance.now() - t0;

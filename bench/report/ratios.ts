@@ -24,6 +24,10 @@ export interface Cell {
   writeMs: number | null;
   /** Median per phase over the succeeded samples. */
   phases: Record<string, number>;
+  /** Medians of the restored VMM process's counters; null where no sample has them. */
+  majorFaults: number | null;
+  minorFaults: number | null;
+  readBytes: number | null;
   failures: number;
 }
 
@@ -75,6 +79,9 @@ export function aggregate(samples: readonly Sample[]): Cell[] {
       processMs: pick((s) => s.processMs),
       writeMs: pick((s) => s.writeMs),
       phases,
+      majorFaults: pick((s) => s.vmm?.majorFaults ?? null),
+      minorFaults: pick((s) => s.vmm?.minorFaults ?? null),
+      readBytes: pick((s) => s.vmm?.readBytes ?? null),
       failures: g.length - ok.length,
     };
   });

@@ -182,3 +182,31 @@ test('writeRun + writeReport round trip on disk, CSV has one row per sample', ()
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('report: memory-loading table of VMM counters, medians per cell, only when recorded', () => {
+  const doc = handMadeRun();
+  assert.doesNotMatch(renderReport(doc, 'hand').markdown, /## Memory loading/);
+  // matmul vanilla repeats 0, 1, 2 → major faults 100, 200, 300, read 1, 2, 3 MiB.
+  for (const s of doc.samples)
+    if (s.function === 'matmul' && s.setting === 'vanilla' && s.parallelism === 1)
+      s.vmm = {
+        majorFaults: 100 * (s.repeat + 1),
+        minorFaults: 7,
+        readBytes: (s.repeat + 1) * 2 ** 20,
+      };
+  const md = renderReport(doc, 'hand').markdown;
+  assert.match(md, /## Memory loading/);
+  assert.match(md, /\| matmul \| 1 \| vanilla \| 200 \| 7 \| 2\.0 \|/);
+  assert.doesNotMatch(
+    md,
+    /\| matmul \| 1 \| cached \| \d+ \| \d+ \| [\d.]+ \|/,
+    'no counters, no row',
+  );
+});
+
+test('report: a partial run says so', () => {
+  const doc = handMadeRun();
+  assert.doesNotMatch(renderReport(doc, 'hand').markdown, /partial/);
+  doc.partial = true;
+  assert.match(renderReport(doc, 'hand').markdown, /\(\*\*partial\*\*: the run stopped/);
+});

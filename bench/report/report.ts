@@ -76,7 +76,7 @@ export function renderReport(doc: RunDoc, runName: string): RenderedReport {
   md.push(
     `# ${doc.experiment}: ${doc.config.description}`,
     '',
-    `Run \`${runName}\`, ${doc.startedAt} → ${doc.finishedAt}. Command: \`${doc.command}\`.`,
+    `Run \`${runName}\`, ${doc.startedAt} → ${doc.finishedAt}${doc.partial ? ' (**partial**: the run stopped before its end; these are the samples saved so far)' : ''}. Command: \`${doc.command}\`.`,
     '',
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, kernel ${m.kernel}, KVM ${m.kvm}, Node ${m.node}. ` +
       `Daemon ${doc.daemon.version ?? '?'}${doc.daemon.dataDevice ? `, snapshots on ${doc.daemon.dataDevice}` : ''}.`,
@@ -291,6 +291,27 @@ export function renderReport(doc: RunDoc, runName: string): RenderedReport {
       ),
       '',
     );
+
+    const loading = bars.filter(({ c }) => c.majorFaults !== null);
+    if (loading.length)
+      md.push(
+        '## Memory loading',
+        '',
+        "The restored VMM process's page faults and the bytes it read from storage, from restore to the function's answer (medians; `/proc/self/stat` and `/proc/self/io` of the VMM process; warm hits have none).",
+        '',
+        mdTable(
+          ['function', 'test input', 'setting', 'major faults', 'minor faults', 'read MiB'],
+          loading.map(({ c }) => [
+            c.function,
+            String(c.test),
+            c.setting,
+            String(c.majorFaults),
+            String(c.minorFaults ?? '–'),
+            c.readBytes === null ? '–' : (c.readBytes / 2 ** 20).toFixed(1),
+          ]),
+        ),
+        '',
+      );
   }
 
   const parallel = cells.filter((c) => c.parallelism > 1 || c.snapshots === 'separate');

@@ -3,6 +3,7 @@
 // driven through the agent) and invoked in every kind of start: snapshot memory modes, and warm
 // (the second warm call reuses the VM). Inputs come from Redis through the agent's storage
 // relay; a raising function is an error result; uploaded code runs like a bundled handler.
+// The daemon may run one VM at a time, so the idle warm VM is evicted for the next deploy.
 // Each deploy boots the guest once (~1 min).
 
 import assert from 'node:assert/strict';
@@ -67,9 +68,10 @@ test(
   async (t) => {
     const files = guestFiles();
     if (typeof files === 'string') return t.skip(files);
+    // One VM at a time: the idle warm VM must be stopped for the next deploy to start.
     const d = await startDaemon({
       guest: files,
-      maxVms: 4,
+      maxVms: 1,
       maxMemoryMiB: 2048,
       poolSize: 2,
     });
@@ -104,6 +106,11 @@ test(
 
       // Input from Redis through the agent; recorded with a.json, tested with b.json.
       await deploy(d, JSON_FN);
+      assert.match(
+        (await d.call('GET', '/metrics')).text,
+        /faasnap_warm_evictions_total\{function="py-hello"\} 1/,
+        'the deploy stopped the idle warm VM instead of failing with RESOURCE_LIMIT',
+      );
       const j = await invoke(d, JSON_FN.name, {
         mode: 'faasnap',
         params: { input_object_key: 'b.json' },
