@@ -1,4 +1,5 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
+# Debian's python3 (the one that sees python3-torch), not one from PATH such as pyenv.
 """Writes the recognition workload's model: torchvision ResNet-50 with random weights.
 
 The paper's pretrained `resnet50-19c8e357.pth` is not available here (SPEC.md §4, §5), so this

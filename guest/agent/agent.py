@@ -45,6 +45,8 @@ MAX_FRAME = 0xFFFFFF  # 16 MiB - 1: the first byte of a frame is always 0x00 (re
 STORAGE_CHUNK = 8 << 20
 # Uploaded functions (`define`): tmpfs, so they live in guest memory and snapshots.
 DEFINED_DIR = os.environ.get("FAASNAP_DEFINED_DIR", "/run/faasnap/functions")
+# Where handlers keep temporary files (ctx.scratch_path); tests on the host point it elsewhere.
+SCRATCH_DIR = os.environ.get("FAASNAP_SCRATCH_DIR", "/dev/shm")
 # The virtio-console port the VMM names for the agent (vmm/boot/linux-vm.ts AGENT_PORT_NAME).
 DEFAULT_CHANNEL = "port:faasnap.agent"
 VIRTIO_PORTS = "/sys/class/virtio-ports"
@@ -324,6 +326,30 @@ class Context:
         if isinstance(value, str):
             value = value.encode("utf-8")
         self._agent.storage_put(key, value)
+
+    def get_object(self, key):
+        """The bytes stored under `key`; KeyError when there are none."""
+        data = self.storage_get(key)
+        if data is None:
+            raise KeyError("no object %r" % key)
+        return data
+
+    def scratch_path(self, name):
+        """A path for `name` (its last component) in the scratch directory (a tmpfs: the guest
+        root is read-only). Object keys name files there, so ".." and "" are refused."""
+        base = os.path.basename(str(name))
+        if base in ("", ".", ".."):
+            raise ValueError("%r does not name a file" % name)
+        return os.path.join(SCRATCH_DIR, base)
+
+    def fetch(self, key, directory=None):
+        """Writes the object `key` to scratch_path(key) (or under `directory`); its path."""
+        path = self.scratch_path(key)
+        if directory is not None:
+            path = os.path.join(directory, os.path.basename(path))
+        with open(path, "wb") as f:
+            f.write(self.get_object(key))
+        return path
 
     def log(self, msg, level="info"):
         self._agent.log(msg, level, self.id)

@@ -786,6 +786,22 @@ test('recognition classifies with a cached ResNet-50 (1000 classes, our labels)'
   assert.ok(fs.existsSync(path.join(scratch, 'resnet50-19c8e357.pth')));
 });
 
+test("the agent's ctx helpers: a missing object is a KeyError, a key that names no file is refused", () => {
+  // Through the agent's own Context (harness.py loads guest/agent/agent.py).
+  assert.match(
+    runPythonError('image', { input_object_key: 'absent.jpg' }),
+    /KeyError: "no object 'absent.jpg'"/,
+  );
+  assert.match(
+    runPythonError('ffmpeg', { input_object_key: 'in.mp4', output_object_key: 'a/..' }),
+    /ValueError: 'a\/\.\.' does not name a file/,
+  );
+  assert.match(
+    runPythonError('ffmpeg', { input_object_key: 'x/v.mp4', output_object_key: 'v.mp4' }),
+    /same file/,
+  );
+});
+
 test('every function directory has a handler and the labels file has 1000 entries', () => {
   for (const fn of [
     'mmap',

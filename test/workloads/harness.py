@@ -11,9 +11,9 @@ and prints one JSON object on stdout:
    "puts": {"key": {"path": "...", "bytes": n}}}
 
 Like the guest agent (guest/agent/agent.py): the handler module is imported on the first
-invocation, inside that invocation's read phase, and stays loaded; ctx offers t1/t2,
-storage_get/storage_put (bytes, None for a missing key), log, remaining_ms, id, function, dir.
-Standard library only.
+invocation, inside that invocation's read phase, and stays loaded; ctx is the agent's own
+Context class (storage served from the files above), so handlers meet the same ctx as in the
+guest. Standard library only.
 """
 
 import importlib.util
@@ -25,6 +25,7 @@ import time
 import traceback
 
 TIMEOUT_MS = 600_000
+AGENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../guest/agent/agent.py")
 
 
 def now_ns():
@@ -61,29 +62,11 @@ class Storage:
         self.puts[key] = {"path": path, "bytes": len(value)}
 
 
-class Marks:
-    def __init__(self):
-        self.t_start = now_ns()
-        self.t1 = None
-        self.t2 = None
+class HostAgent:
+    """What the agent's Context calls on its agent: storage and logs, here on the host."""
 
-
-class Ctx:
-    def __init__(self, inv_id, name, directory, storage, marks):
-        self.id = inv_id
-        self.function = name
-        self.dir = directory
+    def __init__(self, storage):
         self._storage = storage
-        self._marks = marks
-
-    def t1(self):
-        self._marks.t1 = now_ns()
-
-    def t2(self):
-        self._marks.t2 = now_ns()
-
-    def remaining_ms(self):
-        return max(0, TIMEOUT_MS - (now_ns() - self._marks.t_start) / 1e6)
 
     def storage_get(self, key):
         if not isinstance(key, str) or not key:
@@ -95,13 +78,13 @@ class Ctx:
             raise ValueError("storage key must be a non-empty string")
         self._storage.put(key, value)
 
-    def log(self, msg, level="info"):
+    def log(self, msg, level="info", inv_id=0):
         sys.stderr.write("[%s] %s\n" % (level, msg))
 
 
-def load(path):
+def load(path, modname=None):
     name = os.path.basename(os.path.dirname(path))
-    modname = "faasnap_fn_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+    modname = modname or "faasnap_fn_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
     spec = importlib.util.spec_from_file_location(modname, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -109,25 +92,31 @@ def load(path):
 
 
 def main():
+    # The guest agent's own ctx (guest/agent/agent.py), so handlers are tested against it.
+    agent = load(AGENT, "faasnap_agent")
     req = json.load(sys.stdin)
     path = os.path.abspath(req["handler"])
     name = os.path.basename(os.path.dirname(path))
     out_dir = req.get("out_dir") or os.getcwd()
     storage = Storage(req.get("storage", {}), out_dir)
+    host = HostAgent(storage)
     module = None
     results = []
     for i, inv in enumerate(req.get("invocations", [])):
-        marks = Marks()
+        timing = agent.Invocation(
+            {"id": i + 1, "function": name, "params": inv.get("params", {}), "timeoutMs": TIMEOUT_MS},
+            now_ns(),
+        )
         entry = {}
         try:
             if module is None:
                 module = load(path)
-            ctx = Ctx(i + 1, name, os.path.dirname(path), storage, marks)
+            ctx = agent.Context(host, timing, os.path.dirname(path))
             t_call = now_ns()
             entry["result"] = module.handle(inv.get("params", {}), ctx)
             # As the agent: unmarked phases make the call itself the process phase.
-            if marks.t1 is None:
-                marks.t1 = t_call
+            if timing.t1 is None:
+                timing.t1 = t_call
         except Exception as e:
             entry["error"] = {
                 "type": type(e).__name__,
@@ -135,10 +124,10 @@ def main():
                 "traceback": traceback.format_exc(),
             }
         t_end = now_ns()
-        t1 = marks.t1 if marks.t1 is not None else t_end
-        t2 = marks.t2 if marks.t2 is not None else t_end
+        t1 = timing.t1 if timing.t1 is not None else t_end
+        t2 = timing.t2 if timing.t2 is not None else t_end
         entry["timings"] = {
-            "readMs": max(0, t1 - marks.t_start) / 1e6,
+            "readMs": max(0, t1 - timing.t_start) / 1e6,
             "processMs": max(0, t2 - t1) / 1e6,
             "writeMs": max(0, t_end - t2) / 1e6,
         }

@@ -15,34 +15,18 @@ _T = getattr(Image, "Transpose", Image)
 ROTATIONS = ((90, _T.ROTATE_90), (180, _T.ROTATE_180), (270, _T.ROTATE_270))
 
 
-def scratch_dir():
-    return os.environ.get("FAASNAP_SCRATCH_DIR", "/dev/shm")
-
-
-def file_name(key):
-    # Keys name files in a shared directory: keep only the last path component.
-    name = os.path.basename(str(key))
-    if name in ("", ".", ".."):
-        raise ValueError("object key %r does not name a file" % key)
-    return name
-
-
 def handle(params, ctx):
     in_key = params["input_object_key"]
     prefix = params.get("output_object_key_prefix", "")
-    name = file_name(in_key)
-    data = ctx.storage_get(in_key)
-    if data is None:
-        raise KeyError("no object %r" % in_key)
-    in_path = os.path.join(scratch_dir(), name)
-    with open(in_path, "wb") as f:
-        f.write(data)
+    in_path = ctx.fetch(in_key)
+    name = os.path.basename(in_path)
+    input_bytes = os.path.getsize(in_path)
     ctx.t1()
     saved = []
     with Image.open(in_path) as img:
         size = img.size
         for deg, op in ROTATIONS:
-            path = os.path.join(scratch_dir(), "rotate-%d-%s" % (deg, name))
+            path = ctx.scratch_path("rotate-%d-%s" % (deg, name))
             img.transpose(op).save(path)
             saved.append((deg, path))
     ctx.t2()
@@ -53,4 +37,4 @@ def handle(params, ctx):
         key = "%srotate-%d-%s" % (prefix, deg, name)
         ctx.storage_put(key, out)
         outputs[key] = {"degrees": deg, "bytes": len(out)}
-    return {"input_bytes": len(data), "width": size[0], "height": size[1], "outputs": outputs}
+    return {"input_bytes": input_bytes, "width": size[0], "height": size[1], "outputs": outputs}

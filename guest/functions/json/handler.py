@@ -10,9 +10,7 @@ import json
 
 def handle(params, ctx):
     key = params["input_object_key"]
-    raw = ctx.storage_get(key)
-    if raw is None:
-        raise KeyError("no object %r" % key)
+    raw = ctx.get_object(key)
     text = raw.decode("utf-8")
     ctx.t1()
     doc = json.loads(text)

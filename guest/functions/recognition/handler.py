@@ -37,33 +37,11 @@ PREPROCESS = transforms.Compose(
 MODEL = None  # (model key, torch module): survives invocations and snapshots
 
 
-def scratch_dir():
-    return os.environ.get("FAASNAP_SCRATCH_DIR", "/dev/shm")
-
-
-def file_name(key):
-    # Keys name files in a shared directory: keep only the last path component.
-    name = os.path.basename(str(key))
-    if name in ("", ".", ".."):
-        raise ValueError("object key %r does not name a file" % key)
-    return name
-
-
-def fetch(ctx, key):
-    data = ctx.storage_get(key)
-    if data is None:
-        raise KeyError("no object %r" % key)
-    path = os.path.join(scratch_dir(), file_name(key))
-    with open(path, "wb") as f:
-        f.write(data)
-    return path
-
-
 def load_model(ctx, key):
     global MODEL
     if MODEL is not None and MODEL[0] == key:
         return MODEL[1], False
-    path = fetch(ctx, key)
+    path = ctx.fetch(key)
     model = resnet50(weights=None)
     model.load_state_dict(torch.load(path, map_location="cpu"))
     model.eval()
@@ -72,7 +50,7 @@ def load_model(ctx, key):
 
 
 def handle(params, ctx):
-    image_path = fetch(ctx, params["input_object_key"])
+    image_path = ctx.fetch(params["input_object_key"])
     model, loaded = load_model(ctx, params["model_object_key"])
     ctx.t1()
     with Image.open(image_path) as img:
