@@ -285,3 +285,19 @@ test('closing the channel ends the agent cleanly', async () => {
   assert.equal(await exited, 0, stderr);
   await assert.rejects(client.ping(), (e) => isFaasnapError(e, 'AGENT_DISCONNECTED'));
 });
+
+test('a channel that closes before ready ends waitReady at once (a VMM killed mid-boot)', async () => {
+  const { createServer } = await import('node:net');
+  const sock = path.join(dir, 'dies.sock');
+  const server = createServer((c) => setTimeout(() => c.destroy(), 50));
+  await new Promise<void>((r) => server.listen(sock, r));
+  try {
+    const c = await AgentClient.connect(sock, { storage: new MemoryStorage() });
+    const t0 = performance.now();
+    await assert.rejects(c.waitReady(60_000), (e) => isFaasnapError(e, 'AGENT_DISCONNECTED'));
+    assert.ok(performance.now() - t0 < 5_000, 'not held until the 60 s timeout');
+    await assert.rejects(c.waitReady(60_000), (e) => isFaasnapError(e, 'AGENT_DISCONNECTED'));
+  } finally {
+    server.close();
+  }
+});

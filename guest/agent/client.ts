@@ -92,7 +92,8 @@ export class AgentClient extends EventEmitter<ClientEvents> {
   private readonly pingTimeoutMs: number;
   private readonly resultGraceMs: number;
   private readonly pending = new Map<number, Pending>();
-  private readonly readyWaiters: ((m: ReadyMessage) => void)[] = [];
+  /** waitReady() calls in progress: settled by the next `ready`, or by the channel closing. */
+  private readonly readyWaiters: { ready(m: ReadyMessage): void; fail(e: Error): void }[] = [];
   private nextId = 1;
   private closed = false;
 
@@ -163,15 +164,21 @@ export class AgentClient extends EventEmitter<ClientEvents> {
     if (this.closed) return Promise.reject(this.disconnected());
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        const i = this.readyWaiters.indexOf(onReady);
+        const i = this.readyWaiters.indexOf(waiter);
         if (i >= 0) this.readyWaiters.splice(i, 1);
         reject(new FaasnapError('AGENT_TIMEOUT', `no ready within ${timeoutMs} ms`));
       }, timeoutMs);
-      const onReady = (m: ReadyMessage): void => {
-        clearTimeout(timer);
-        resolve(m);
+      const waiter = {
+        ready: (m: ReadyMessage): void => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        fail: (e: Error): void => {
+          clearTimeout(timer);
+          reject(e);
+        },
       };
-      this.readyWaiters.push(onReady);
+      this.readyWaiters.push(waiter);
     });
   }
 
@@ -286,7 +293,7 @@ export class AgentClient extends EventEmitter<ClientEvents> {
       case 'ready': {
         this.lastReady = m;
         if (this.pending.get(m.id)?.kind === 'restore') this.settle(m.id, m);
-        for (const w of this.readyWaiters.splice(0)) w(m);
+        for (const w of this.readyWaiters.splice(0)) w.ready(m);
         this.emit('ready', m);
         return;
       }
@@ -368,6 +375,8 @@ export class AgentClient extends EventEmitter<ClientEvents> {
       this.pending.delete(id);
       p.reject(this.disconnected());
     }
+    // A boot waits here for up to minutes: a VMM that dies meanwhile must end the wait now.
+    for (const w of this.readyWaiters.splice(0)) w.fail(this.disconnected());
     this.emit('close');
   }
 }
