@@ -249,4 +249,8 @@ export const Health = Type.Object({
   vms: Type.Integer(),
   redis: Type.Union([Type.Literal('up'), Type.Literal('down')]),
   runtimes: Type.Record(Type.String(), Type.Boolean()),
+  guest: Type.Object(
+    { kernel: Nullable(Type.String()), rootfs: Nullable(Type.String()) },
+    { description: 'the guest kernel and root image Linux functions boot (null: none built)' },
+  ),
 });

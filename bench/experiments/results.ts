@@ -85,7 +85,13 @@ export interface RunDoc {
   partial?: boolean;
   command: string;
   machine: MachineInfo;
-  daemon: { url: string; version: string | null; dataDevice: string | null };
+  daemon: {
+    url: string;
+    version: string | null;
+    dataDevice: string | null;
+    /** The guest kernel and root image the daemon boots (absent in older runs). */
+    guest?: { kernel: string | null; rootfs: string | null } | null;
+  };
   config: Experiment;
   functions: FunctionDeploy[];
   samples: Sample[];

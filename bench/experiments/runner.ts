@@ -186,11 +186,11 @@ export async function runExperiment(c: Experiment, opts: RunnerOptions = {}): Pr
     throw new Error(`no function of ${c.name} matches ${opts.functions?.join(', ')}`);
   const config: Experiment = { ...c, settings, repeats, functions };
 
-  const health = await api<{ version: string; runtimes: Record<string, boolean> }>(
-    o,
-    'GET',
-    '/healthz',
-  );
+  const health = await api<{
+    version: string;
+    runtimes: Record<string, boolean>;
+    guest?: { kernel: string | null; rootfs: string | null };
+  }>(o, 'GET', '/healthz');
   const samples: Sample[] = [];
   const deploys: FunctionDeploy[] = [];
 
@@ -277,7 +277,12 @@ export async function runExperiment(c: Experiment, opts: RunnerOptions = {}): Pr
       ...(partial ? { partial } : {}),
       command: opts.command ?? `faasnap bench run ${c.source}`,
       machine,
-      daemon: { url: opts.url ?? '', version: health.version ?? null, dataDevice },
+      daemon: {
+        url: opts.url ?? '',
+        version: health.version ?? null,
+        dataDevice,
+        guest: health.guest ?? null,
+      },
       config,
       functions: deploys,
       samples,

@@ -79,7 +79,7 @@ export function renderReport(doc: RunDoc, runName: string): RenderedReport {
     `Run \`${runName}\`, ${doc.startedAt} → ${doc.finishedAt}${doc.partial ? ' (**partial**: the run stopped before its end; these are the samples saved so far)' : ''}. Command: \`${doc.command}\`.`,
     '',
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, kernel ${m.kernel}, KVM ${m.kvm}, Node ${m.node}. ` +
-      `Daemon ${doc.daemon.version ?? '?'}${doc.daemon.dataDevice ? `, snapshots on ${doc.daemon.dataDevice}` : ''}.`,
+      `Daemon ${doc.daemon.version ?? '?'}${doc.daemon.dataDevice ? `, snapshots on ${doc.daemon.dataDevice}` : ''}${doc.daemon.guest?.rootfs ? `, guest image \`${basename(doc.daemon.guest.rootfs)}\`` : ''}.`,
     '',
     `Settings: ${doc.config.settings.join(', ')}; ${doc.config.repeats} repeat(s); record input ${doc.config.record}, test inputs ${doc.config.tests.join(', ')}` +
       (doc.config.recording ? `; recording ${JSON.stringify(doc.config.recording)}` : '') +

@@ -23,6 +23,10 @@ export function systemRoutes(app: FastifyInstance, ctx: DaemonContext): void {
       vms: ctx.vms.count,
       redis: ctx.objects.up ? ('up' as const) : ('down' as const),
       runtimes: Object.fromEntries(Object.entries(ctx.runtimes).map(([k, r]) => [k, r.available])),
+      guest: {
+        kernel: ctx.config.guest.kernel ?? null,
+        rootfs: ctx.config.guest.rootfs ?? null,
+      },
     }),
   );
 
