@@ -181,9 +181,15 @@ export async function runExperiment(c: Experiment, opts: RunnerOptions = {}): Pr
   const startedAt = new Date().toISOString();
   const settings = opts.settings ?? c.settings;
   const repeats = opts.repeats ?? c.repeats;
-  const functions = c.functions.filter((f) => !opts.functions || opts.functions.includes(f.name));
-  if (functions.length === 0)
-    throw new Error(`no function of ${c.name} matches ${opts.functions?.join(', ')}`);
+  // --functions picks and orders them (cheap ones first keeps a long run's early results useful).
+  const functions = opts.functions
+    ? opts.functions.map((name) => {
+        const f = c.functions.find((x) => x.name === name);
+        if (!f) throw new Error(`${c.name} has no function ${name}`);
+        return f;
+      })
+    : c.functions;
+  if (functions.length === 0) throw new Error(`${c.name} has no functions to run`);
   const config: Experiment = { ...c, settings, repeats, functions };
 
   const health = await api<{
@@ -212,60 +218,9 @@ export async function runExperiment(c: Experiment, opts: RunnerOptions = {}): Pr
     }
   }
 
-  // Deploy every function (or find out why it cannot run).
-  const ready: { f: FunctionEntryT; d: FunctionDeploy }[] = [];
-  for (const f of functions) {
-    const spec = functionSpec(config, f);
-    const d: FunctionDeploy = {
-      name: f.name,
-      registeredAs: spec.name as string,
-      runtime: f.runtime,
-      handler: f.handler,
-      snapshot: null,
-      snapshotDir: null,
-      deployMs: null,
-      reused: false,
-      recordParams: spec.recordParams as Record<string, unknown>,
-      inspect: null,
-      skipped: null,
-    };
-    deploys.push(d);
-    const lacking = f.inputs.flatMap((p) =>
-      ['input_object_key', 'model_object_key']
-        .map((k) => p[k])
-        .filter((v): v is string => typeof v === 'string' && missing.has(v)),
-    );
-    if (health.runtimes[f.runtime] !== true) {
-      d.skipped = `runtime ${f.runtime} is not available in this daemon`;
-    } else if (lacking.length) {
-      d.skipped = `input objects missing from the object store: ${[...new Set(lacking)].join(', ')}`;
-    }
-    if (d.skipped) {
-      progress.log(`skipping ${f.name}: ${d.skipped}`);
-      continue;
-    }
-    try {
-      await deploy(o, config, f, spec, d, opts, progress);
-      ready.push({ f, d });
-    } catch (e) {
-      d.skipped = `deploy failed: ${isFaasnapError(e) ? `${e.code}: ` : ''}${(e as Error).message}`;
-      progress.log(`skipping ${f.name}: ${d.skipped}`);
-    }
-  }
-
-  const dataDevice = ready[0]?.d.snapshotDir ? storageOf(ready[0].d.snapshotDir).device : null;
-  if (config.storage?.kind === 'slow') {
-    for (const { f, d } of ready) {
-      const s = storageOf(d.snapshotDir!);
-      if (!s.delayed && !opts.allowLocalStorage)
-        throw new Error(
-          `${c.name} needs the snapshots on slow storage, but ${f.name}'s snapshot ${d.snapshotDir} is on ${s.device} (${s.mountPoint}): start the daemon with --data-dir on the slow mount (faasnap bench slow-storage setup), or pass --allow-local-storage`,
-        );
-    }
-  }
-
   const machine = machineInfo();
   const dir = resolve(opts.outDir ?? 'bench/results', runDirName(c.name, startedAt));
+  let dataDevice: string | null = null;
   // Saved after every function, so hours of samples survive a daemon or harness crash.
   const save = (partial: boolean): RunDoc => {
     const doc: RunDoc = {
@@ -292,11 +247,61 @@ export async function runExperiment(c: Experiment, opts: RunnerOptions = {}): Pr
   };
 
   let total = 0;
-  for (const { f } of ready) total += c.parallelism.length * inputPairs(config, f).tests.length;
+  for (const f of functions) total += c.parallelism.length * inputPairs(config, f).tests.length;
   total *= repeats * settings.length;
   progress.start(total);
   try {
-    for (const { f, d } of ready) {
+    // One function at a time: deploy (or find out why it cannot run), then all its rounds, then
+    // save; a run that stops early keeps every finished function.
+    for (const f of functions) {
+      const spec = functionSpec(config, f);
+      const d: FunctionDeploy = {
+        name: f.name,
+        registeredAs: spec.name as string,
+        runtime: f.runtime,
+        handler: f.handler,
+        snapshot: null,
+        snapshotDir: null,
+        deployMs: null,
+        reused: false,
+        recordParams: spec.recordParams as Record<string, unknown>,
+        inspect: null,
+        skipped: null,
+      };
+      deploys.push(d);
+      const rounds = c.parallelism.length * inputPairs(config, f).tests.length * repeats;
+      const skip = (why: string) => {
+        d.skipped = why;
+        progress.log(`skipping ${f.name}: ${why}`);
+        for (let i = 0; i < rounds * settings.length; i++) progress.tick(`${f.name} skipped`);
+      };
+      const lacking = f.inputs.flatMap((p) =>
+        ['input_object_key', 'model_object_key']
+          .map((k) => p[k])
+          .filter((v): v is string => typeof v === 'string' && missing.has(v)),
+      );
+      if (health.runtimes[f.runtime] !== true) {
+        skip(`runtime ${f.runtime} is not available in this daemon`);
+        continue;
+      }
+      if (lacking.length) {
+        skip(`input objects missing from the object store: ${[...new Set(lacking)].join(', ')}`);
+        continue;
+      }
+      try {
+        await deploy(o, config, f, spec, d, opts, progress);
+      } catch (e) {
+        skip(`deploy failed: ${isFaasnapError(e) ? `${e.code}: ` : ''}${(e as Error).message}`);
+        save(true);
+        continue;
+      }
+      const storage = storageOf(d.snapshotDir!);
+      dataDevice ??= storage.device;
+      if (config.storage?.kind === 'slow' && !storage.delayed && !opts.allowLocalStorage)
+        throw new Error(
+          `${c.name} needs the snapshots on slow storage, but ${f.name}'s snapshot ${d.snapshotDir} is on ${storage.device} (${storage.mountPoint}): start the daemon with --data-dir on the slow mount (faasnap bench slow-storage setup), or pass --allow-local-storage`,
+        );
+
       for (const par of config.parallelism) {
         const snaps = await snapshotsFor(o, d.snapshot!, par);
         try {
@@ -336,6 +341,24 @@ export async function runExperiment(c: Experiment, opts: RunnerOptions = {}): Pr
   return { dir, doc: save(false) };
 }
 
+async function waitUntilReady(o: ClientOptions, name: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`${name} not ready after ${timeoutMs} ms`);
+    const w = await api<{ reached: boolean; function: FunctionT }>(
+      o,
+      'GET',
+      `/functions/${name}/wait?state=ready&timeoutMs=${Math.min(60_000, left)}`,
+    );
+    if (w.function.state === 'ready') return;
+    if (w.function.state === 'failed')
+      throw new Error(
+        `${w.function.error?.code ?? 'failed'}: ${w.function.error?.message ?? 'deploy failed'}`,
+      );
+  }
+}
+
 async function deploy(
   o: ClientOptions,
   c: Experiment,
@@ -352,30 +375,22 @@ async function deploy(
   } catch (e) {
     if (!isFaasnapError(e, 'FUNCTION_UNKNOWN')) throw e;
   }
-  if (existing && !opts.redeploy && existing.state === 'ready' && sameSpec(existing, spec)) {
+  const same = existing !== undefined && !opts.redeploy && sameSpec(existing, spec);
+  const timeoutMs = opts.deployTimeoutMs ?? 1_800_000;
+  if (same && existing!.state === 'ready') {
     d.reused = true;
-    progress.log(`${f.name}: reusing ready ${name} (${existing.readySnapshot})`);
+    progress.log(`${f.name}: reusing ready ${name} (${existing!.readySnapshot})`);
+  } else if (same && !['registered', 'failed'].includes(existing!.state)) {
+    // An identical deploy already under way (e.g. started by a run that was stopped).
+    progress.log(`${f.name}: waiting for the deploy of ${name} in progress (${existing!.state})`);
+    await waitUntilReady(o, name, timeoutMs);
   } else {
     if (existing) await api(o, 'DELETE', `/functions/${name}`);
     await api(o, 'POST', '/functions', spec);
     progress.log(`${f.name}: deploying ${name} (${f.runtime}/${f.handler})`);
     const t0 = performance.now();
     await api(o, 'POST', `/functions/${name}/deploy`);
-    const deadline = Date.now() + (opts.deployTimeoutMs ?? 1_800_000);
-    for (;;) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`${name} not ready after ${opts.deployTimeoutMs} ms`);
-      const w = await api<{ reached: boolean; function: FunctionT }>(
-        o,
-        'GET',
-        `/functions/${name}/wait?state=ready&timeoutMs=${Math.min(60_000, left)}`,
-      );
-      if (w.function.state === 'ready') break;
-      if (w.function.state === 'failed')
-        throw new Error(
-          `${w.function.error?.code ?? 'failed'}: ${w.function.error?.message ?? 'deploy failed'}`,
-        );
-    }
+    await waitUntilReady(o, name, timeoutMs);
     d.deployMs = performance.now() - t0;
     progress.log(`${f.name}: ready after ${(d.deployMs / 1000).toFixed(1)} s`);
   }
