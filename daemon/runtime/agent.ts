@@ -63,11 +63,25 @@ function missingImage(image: GuestImage): string | undefined {
 }
 
 /** Resolves with `p`, or rejects when the VM inside `vmm` stops first (panic, crash). */
-function unlessVmStops<T>(vmm: VmmProcess, p: Promise<T>, what: string): Promise<T> {
+/** How long a closed channel waits for the VM's exit event (failure paths only). */
+export const EXIT_EVENT_GRACE_MS = 500;
+
+export function unlessVmStops<T>(
+  vmm: Pick<VmmProcess, 'onVmExit'>,
+  p: Promise<T>,
+  what: string,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const previous = vmm.onVmExit;
+    let settled = false;
+    const done = () => {
+      settled = true;
+      vmm.onVmExit = previous;
+    };
     vmm.onVmExit = (e) => {
       previous?.(e);
+      if (settled) return;
+      done();
       const code = (e.error?.code ?? 'GUEST_UNHANDLED_EXIT') as 'GUEST_UNHANDLED_EXIT';
       reject(
         new FaasnapError(
@@ -76,7 +90,24 @@ function unlessVmStops<T>(vmm: VmmProcess, p: Promise<T>, what: string): Promise
         ),
       );
     };
-    p.then(resolve, reject).finally(() => (vmm.onVmExit = previous));
+    p.then(
+      (v) => {
+        if (settled) return;
+        done();
+        resolve(v);
+      },
+      (e: unknown) => {
+        if (settled) return;
+        // A stopping VM closes the channel before its exit event arrives: give the event a
+        // moment, so the error says why the guest stopped rather than that the channel closed.
+        const wait = isFaasnapError(e, 'AGENT_DISCONNECTED') ? EXIT_EVENT_GRACE_MS : 0;
+        setTimeout(() => {
+          if (settled) return;
+          done();
+          reject(e);
+        }, wait);
+      },
+    );
   });
 }
 
@@ -192,11 +223,19 @@ export function agentRuntime(name: RuntimeName, image: GuestImage): FunctionRunt
       let client = clients.get(vm.vmm);
       if (!client) {
         await rec.phase('vcpu-resume', () => vm.vmm.call({ type: 'resume' }));
-        client = await rec.phase('channel-connect', async () => {
-          const c = await connect(vm, ctx);
-          await c.restored({ timeoutMs: RESTORE_TIMEOUT_MS });
-          return c;
-        });
+        // A guest that stops here (a vCPU fault after restore) is reported as such, not as a
+        // closed channel.
+        client = await rec.phase('channel-connect', () =>
+          unlessVmStops(
+            vm.vmm,
+            (async () => {
+              const c = await connect(vm, ctx);
+              await c.restored({ timeoutMs: RESTORE_TIMEOUT_MS });
+              return c;
+            })(),
+            'after the restore',
+          ),
+        );
       }
       const c = client;
       try {

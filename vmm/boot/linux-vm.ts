@@ -16,13 +16,17 @@ import { bootLinux, linuxCmdline, type LinuxBootInfo } from './linux.js';
  *  - quiet: only errors reach the console (each byte is a port-I/O exit; no boot-time
  *    difference was measurable, but the log stays readable);
  *  - tsc=reliable: the TSC (frequency from CPUID) stays the clocksource: no watchdog may demote
- *    it when a snapshot restore makes time jump (boot time unchanged, measured).
+ *    it when a snapshot restore makes time jump (boot time unchanged, measured);
+ *  - rcupdate.rcu_cpu_stall_suppress=1: the same jump looks like a stalled RCU grace period; the
+ *    stall report then prints over the emulated UART and sends NMIs for CPU backtraces (on PVM
+ *    one of those NMIs crashed restored guests: see nofsgsbase in vmm/cpu/template.ts).
  */
 export const DEFAULT_LINUX_PARAMS: readonly string[] = [
   'reboot=k',
   'panic=-1',
   'quiet',
   'tsc=reliable',
+  'rcupdate.rcu_cpu_stall_suppress=1',
 ];
 
 /** The agent channel's port name: the agent finds its device under /sys/class/virtio-ports. */

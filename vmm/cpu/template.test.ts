@@ -339,6 +339,7 @@ test('kernel parameters per template', () => {
     'clearcpuid=smap,smep,popcnt,erms,fsrm',
     'noreplace-smp',
     'percpu_alloc=page',
+    'nofsgsbase',
     'faasnap_pvm_syscall=1',
   ]);
   assert.deepEqual(templateKernelParams('pvm-safe'), pvmSafeKernelParams());

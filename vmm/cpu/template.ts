@@ -89,6 +89,10 @@ export function detectCpuTemplate(sysModuleDir = '/sys/module'): CpuTemplateName
  *  - noreplace-smp and percpu_alloc=page: a 1-vCPU kernel otherwise rewrites every LOCK prefix
  *    through text_poke(), and the first per-CPU chunk would be a zeroed 2 MiB block per CPU;
  *    both are boot work that costs seconds emulated (together ~2 s of ~22 s, measured);
+ *  - nofsgsbase: with FSGSBASE the kernel's paranoid entry (NMI, #DB, #MC) finds its per-CPU
+ *    base with LSL, which KVM's emulator cannot execute under PVM: a restored guest that took an
+ *    NMI stopped with "could not emulate ... rip=paranoid_entry+0x51" (found by the E1 run);
+ *    without it the entry reads MSR_GS_BASE, which traps and is served;
  *  - our guest kernel's handler for SYSCALLs that PVM delivers as page faults
  *    (guest/kernel/patches/0003-*; a kernel without that patch hands the unknown parameter to
  *    init as an environment variable, harmlessly).
@@ -101,6 +105,7 @@ export function pvmSafeKernelParams(): string[] {
     'clearcpuid=smap,smep,popcnt,erms,fsrm',
     'noreplace-smp',
     'percpu_alloc=page',
+    'nofsgsbase',
     'faasnap_pvm_syscall=1',
   ];
 }

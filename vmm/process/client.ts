@@ -16,6 +16,8 @@ type ActionBody = Action extends infer A
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 const START_TIMEOUT_MS = 10_000;
 
+const CONSOLE_TAIL_BYTES = 8192;
+
 export class VmmProcess {
   readonly pid: number;
   /** Console output of the guest, as it arrives. */
@@ -23,6 +25,9 @@ export class VmmProcess {
   /** The VM inside stopped (guest exit, error, or stop). */
   onVmExit:
     ((e: { reason: string; error?: { code: string; message: string } }) => void) | undefined;
+  /** The newest guest console output, for failure reports (panics, RCU stalls, oopses). */
+  private consoleTailChunks: Buffer[] = [];
+  private consoleTailBytes = 0;
   private nextId = 1;
   private readonly pending = new Map<
     number,
@@ -100,10 +105,24 @@ export class VmmProcess {
     });
   }
 
+  /** The last CONSOLE_TAIL_BYTES or so of what the guest printed on its console. */
+  consoleTail(): string {
+    return Buffer.concat(this.consoleTailChunks).toString('utf8');
+  }
+
+  private keepConsoleTail(chunk: Uint8Array): void {
+    this.consoleTailChunks.push(Buffer.from(chunk));
+    this.consoleTailBytes += chunk.length;
+    while (this.consoleTailBytes - this.consoleTailChunks[0]!.length >= CONSOLE_TAIL_BYTES)
+      this.consoleTailBytes -= this.consoleTailChunks.shift()!.length;
+  }
+
   private onMessage(m: Reply | Event): void {
     if ('event' in m) {
-      if (m.event === 'console') this.onConsole?.(m.chunk);
-      else if (m.event === 'exit') this.onVmExit?.(m);
+      if (m.event === 'console') {
+        this.keepConsoleTail(m.chunk);
+        this.onConsole?.(m.chunk);
+      } else if (m.event === 'exit') this.onVmExit?.(m);
       return;
     }
     const p = this.pending.get(m.id);
