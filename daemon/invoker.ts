@@ -167,11 +167,6 @@ export class Invoker {
           // A failed instance is discarded, never reused.
           keep = mode === 'warm' && outcome.ok;
           if (restoreStart !== undefined) await this.recordVmmStats(vm, rec, restoreStart);
-        } catch (e) {
-          // The guest's last console lines say why a channel closed or a VM stopped.
-          const tail = vm.vmm?.consoleTail();
-          if (isFaasnapError(e) && tail) e.details.guestConsole = tail.slice(-4000);
-          throw e;
         } finally {
           if (keep) {
             vms.setState(vm.info.id, 'idle');

@@ -62,12 +62,19 @@ function missingImage(image: GuestImage): string | undefined {
   return undefined;
 }
 
-/** Resolves with `p`, or rejects when the VM inside `vmm` stops first (panic, crash). */
 /** How long a closed channel waits for the VM's exit event (failure paths only). */
 export const EXIT_EVENT_GRACE_MS = 500;
 
+/** Errors that mean the guest itself is in trouble: its console says why. */
+const GUEST_TROUBLE = new Set(['AGENT_DISCONNECTED', 'AGENT_TIMEOUT']);
+
+/**
+ * Resolves with `p`, or rejects when the VM inside `vmm` stops first (panic, crash). When the VM
+ * stopped, or its channel closed or went silent, the error carries the guest console's last
+ * lines (`details.guestConsole`): every wait on a guest goes through here, boot included.
+ */
 export function unlessVmStops<T>(
-  vmm: Pick<VmmProcess, 'onVmExit'>,
+  vmm: Pick<VmmProcess, 'onVmExit' | 'consoleTail'>,
   p: Promise<T>,
   what: string,
 ): Promise<T> {
@@ -78,16 +85,22 @@ export function unlessVmStops<T>(
       settled = true;
       vmm.onVmExit = previous;
     };
+    const fail = (e: unknown, guestTrouble: boolean) => {
+      const tail = guestTrouble ? vmm.consoleTail() : '';
+      if (tail && isFaasnapError(e)) e.details.guestConsole = tail;
+      reject(e);
+    };
     vmm.onVmExit = (e) => {
       previous?.(e);
       if (settled) return;
       done();
       const code = (e.error?.code ?? 'GUEST_UNHANDLED_EXIT') as 'GUEST_UNHANDLED_EXIT';
-      reject(
+      fail(
         new FaasnapError(
           code,
           `the guest stopped (${e.reason}) ${what}: ${e.error?.message ?? ''}`,
         ),
+        true,
       );
     };
     p.then(
@@ -98,13 +111,14 @@ export function unlessVmStops<T>(
       },
       (e: unknown) => {
         if (settled) return;
-        // A stopping VM closes the channel before its exit event arrives: give the event a
-        // moment, so the error says why the guest stopped rather than that the channel closed.
+        // A stopping VM closes the channel before its exit event arrives (the worker reports
+        // the exit after tearing the devices down, and the two travel on different sockets):
+        // give the event a moment, so the error says why the guest stopped.
         const wait = isFaasnapError(e, 'AGENT_DISCONNECTED') ? EXIT_EVENT_GRACE_MS : 0;
         setTimeout(() => {
           if (settled) return;
           done();
-          reject(e);
+          fail(e, isFaasnapError(e) && GUEST_TROUBLE.has(e.code));
         }, wait);
       },
     );
@@ -264,8 +278,14 @@ export function agentRuntime(name: RuntimeName, image: GuestImage): FunctionRunt
       });
       const client = await connect(vm, ctx);
       try {
-        await client.restored({ timeoutMs: RESTORE_TIMEOUT_MS });
-        await invoke(client, fn, spec.input.params, spec.timeoutMs);
+        await unlessVmStops(
+          vm.vmm,
+          (async () => {
+            await client.restored({ timeoutMs: RESTORE_TIMEOUT_MS });
+            await invoke(client, fn, spec.input.params, spec.timeoutMs);
+          })(),
+          `during the ${spec.kind} recording`,
+        );
       } finally {
         client.close();
       }

@@ -16,7 +16,7 @@ type ActionBody = Action extends infer A
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 const START_TIMEOUT_MS = 10_000;
 
-const CONSOLE_TAIL_BYTES = 8192;
+const CONSOLE_TAIL_BYTES = 4096;
 
 export class VmmProcess {
   readonly pid: number;
