@@ -15,7 +15,7 @@ test('command line: console, template parameters, one virtio_mmio.device per dev
   assert.equal(
     cmd,
     'console=ttyS0 noxsave nosmap nosmep clearcpuid=smap,smep,popcnt,erms,fsrm noreplace-smp ' +
-      'percpu_alloc=page nofsgsbase faasnap_pvm_syscall=1 ' +
+      'percpu_alloc=page nofsgsbase faasnap_pvm_syscall=1 faasnap_tsc_jump=1 ' +
       'virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6 quiet init=/bin/sh',
   );
   assert.equal(linuxCmdline({ template: 'host', virtio: [] }), 'console=ttyS0');

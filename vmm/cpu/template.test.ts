@@ -341,6 +341,7 @@ test('kernel parameters per template', () => {
     'percpu_alloc=page',
     'nofsgsbase',
     'faasnap_pvm_syscall=1',
+    'faasnap_tsc_jump=1',
   ]);
   assert.deepEqual(templateKernelParams('pvm-safe'), pvmSafeKernelParams());
   assert.deepEqual(templateKernelParams('host'), []);

@@ -94,8 +94,10 @@ export function detectCpuTemplate(sysModuleDir = '/sys/module'): CpuTemplateName
  *    NMI stopped with "could not emulate ... rip=paranoid_entry+0x51" (found by the E1 run);
  *    without it the entry reads MSR_GS_BASE, which traps and is served;
  *  - our guest kernel's handler for SYSCALLs that PVM delivers as page faults
- *    (guest/kernel/patches/0003-*; a kernel without that patch hands the unknown parameter to
- *    init as an environment variable, harmlessly).
+ *    (guest/kernel/patches/0003-*), and its one-step catch-up of the clock jump a restore shows
+ *    (the guest reads the host's TSC, which ran on while the snapshot sat on disk; step by step
+ *    that cost ~0.4 s per hour of snapshot age: patches/0004-*). A kernel without those patches
+ *    hands the unknown parameters to init as environment variables, harmlessly.
  */
 export function pvmSafeKernelParams(): string[] {
   return [
@@ -107,6 +109,7 @@ export function pvmSafeKernelParams(): string[] {
     'percpu_alloc=page',
     'nofsgsbase',
     'faasnap_pvm_syscall=1',
+    'faasnap_tsc_jump=1',
   ];
 }
 
