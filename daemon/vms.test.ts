@@ -1,10 +1,15 @@
 // Resource limits of the VM manager and capacity reclaim (idle warm VMs are stopped before a
-// start is refused). Real VMM processes (no guest is started in them).
+// start is refused), and the clean-up of socket directories that killed daemons left. Real VMM
+// processes (no guest is started in them).
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { isFaasnapError } from '../common/errors.js';
-import { VmManager } from './vms.js';
+import { makeSocketDir, VmManager } from './vms.js';
 
 const vm = (memoryMiB = 256) => ({
   function: 'f',
@@ -56,5 +61,26 @@ test('the reclaimer is asked until the new VM fits, and refusal follows when it 
     assert.equal(vms.count, 1);
   } finally {
     await vms.close();
+  }
+});
+
+test('a new socket directory removes those whose owner process is gone, and only those', async () => {
+  const parent = mkdtempSync(join(tmpdir(), 'faasnap-socket-dirs-test-'));
+  try {
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const stale = join(parent, 'faasnap-vms-stale');
+    const live = join(parent, 'faasnap-vms-live');
+    const foreign = join(parent, 'faasnap-vms-foreign');
+    for (const d of [stale, live, foreign]) mkdirSync(d);
+    writeFileSync(join(stale, 'owner.pid'), String(dead));
+    writeFileSync(join(stale, 'vm-1.sock'), '');
+    writeFileSync(join(live, 'owner.pid'), String(process.pid));
+    const mine = makeSocketDir(parent);
+    assert.equal(existsSync(stale), false, 'a dead owner: removed');
+    assert.equal(existsSync(live), true, 'a live owner: kept');
+    assert.equal(existsSync(foreign), true, 'no owner file: kept');
+    assert.equal(readFileSync(join(mine, 'owner.pid'), 'utf8'), String(process.pid));
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
   }
 });

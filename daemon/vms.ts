@@ -3,7 +3,7 @@
 // (the invoker's idle warm VMs) to free capacity, and reports VMM process crashes.
 
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FaasnapError } from '../common/errors.js';
@@ -36,7 +36,7 @@ export class VmManager {
   private readonly live = new Map<string, LiveVm>();
   private reclaimer: Reclaimer = async () => false;
   /** Agent sockets: short paths (sockaddr_un holds 107 bytes), removed with the daemon. */
-  private readonly socketDir = mkdtempSync(join(tmpdir(), 'faasnap-vms-'));
+  private readonly socketDir = makeSocketDir();
 
   constructor(
     poolSize: number,
@@ -149,6 +149,40 @@ export class VmManager {
     await Promise.all([...this.live.keys()].map((id) => this.release(id)));
     await this.pool.close();
     rmSync(this.socketDir, { recursive: true, force: true });
+  }
+}
+
+const SOCKET_DIR_PREFIX = 'faasnap-vms-';
+const OWNER_FILE = 'owner.pid';
+
+/**
+ * A fresh socket directory, owned by this process. A daemon that was killed (SIGKILL, a crash)
+ * cannot remove its own: the next one removes every directory whose owner is gone.
+ */
+export function makeSocketDir(parent = tmpdir()): string {
+  for (const name of readdirSync(parent)) {
+    if (!name.startsWith(SOCKET_DIR_PREFIX)) continue;
+    const dir = join(parent, name);
+    let owner: number;
+    try {
+      owner = Number(readFileSync(join(dir, OWNER_FILE), 'utf8'));
+    } catch {
+      continue; // not ours to judge (no owner file, or not readable)
+    }
+    if (Number.isInteger(owner) && owner > 0 && !processAlive(owner))
+      rmSync(dir, { recursive: true, force: true });
+  }
+  const dir = mkdtempSync(join(parent, SOCKET_DIR_PREFIX));
+  writeFileSync(join(dir, OWNER_FILE), String(process.pid));
+  return dir;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
