@@ -7,6 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FaasnapError } from '../common/errors.js';
+import { processAlive } from '../common/process.js';
 import type { VmmProcess } from '../vmm/process/client.js';
 import { VmmPool } from '../vmm/process/pool.js';
 import type { RuntimeVm } from './runtime/runtime.js';
@@ -175,15 +176,6 @@ export function makeSocketDir(parent = tmpdir()): string {
   const dir = mkdtempSync(join(parent, SOCKET_DIR_PREFIX));
   writeFileSync(join(dir, OWNER_FILE), String(process.pid));
   return dir;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The runtime's view of a live VM (its process must have been taken: acquire() did). */

@@ -34,6 +34,7 @@ import {
   ftruncateSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { processAlive } from '../../common/process.js';
 import { EXPERIMENTS_DIR } from './config.js';
 
 export interface SlowStorageOptions {
@@ -199,8 +200,8 @@ export async function teardownSlowStorage(stateDir = DEFAULT_STATE_DIR): Promise
 }
 
 function alive(pid: number): boolean {
+  if (!processAlive(pid)) return false;
   try {
-    process.kill(pid, 0);
     // A zombie or another process that reused the pid: check it is delayfs.
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('delayfs');
   } catch {

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { processAlive } from '../../common/process.js';
 import { kvmTest } from '../kvm/support.js';
 import { request } from './support.js';
 
@@ -47,18 +48,10 @@ function killed(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function waitGone(pids: number[]): Promise<void> {
-  for (let i = 0; i < 100 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
-  assert.deepEqual(pids.filter(alive), [], 'VMM processes outlived their daemon');
+  for (let i = 0; i < 100 && pids.some(processAlive); i++)
+    await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(pids.filter(processAlive), [], 'VMM processes outlived their daemon');
 }
 
 kvmTest(
@@ -191,7 +184,7 @@ kvmTest(
       const pidFile = join(dir, 'redis', 'redis.pid');
       if (existsSync(pidFile)) {
         const p = Number(readFileSync(pidFile, 'utf8'));
-        if (alive(p)) process.kill(p, 'SIGKILL');
+        if (processAlive(p)) process.kill(p, 'SIGKILL');
       }
       rmSync(dir, { recursive: true, force: true });
     }
