@@ -2,8 +2,8 @@
 // actions get typed errors; a crashed VMM process is detected and reported.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isFaasnapError } from '../../common/errors.js';
 import {
@@ -40,6 +40,56 @@ kvmTest('a pooled VMM process boots a micro-guest and reports its console and ex
     await pool.close();
   }
 });
+
+/** Processes this test process started (the pool's VMM processes). */
+function childPids(): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        // Field 4 of stat is the parent PID; the command name before it may contain spaces.
+        return (
+          Number(readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]) ===
+          process.pid
+        );
+      } catch {
+        return false; // exited while we looked
+      }
+    })
+    .map(Number);
+}
+
+/** The nice value of every thread of a process. */
+function threadNices(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => getPriority(Number(tid)));
+}
+
+kvmTest(
+  'pool refills start at the lowest priority; a taken process runs at the daemon priority',
+  async () => {
+    const pool = new VmmPool(1);
+    await pool.fill();
+    const vmm = await pool.take();
+    try {
+      // The refill that take() started is a background process until taken itself.
+      await pool.fill();
+      const next = await pool.take();
+      try {
+        assert.deepEqual(new Set(threadNices(vmm.pid)), new Set([getPriority()]));
+        assert.deepEqual(new Set(threadNices(next.pid)), new Set([getPriority()]));
+        await pool.fill();
+        const idle = childPids().filter((pid) => pid !== vmm.pid && pid !== next.pid);
+        assert.equal(idle.length, 1);
+        assert.deepEqual(new Set(threadNices(idle[0]!)), new Set([19]));
+      } finally {
+        await next.kill();
+      }
+    } finally {
+      await vmm.kill();
+      await pool.close();
+    }
+  },
+);
 
 kvmTest('a VMM process snapshots and another restores from the snapshot', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'faasnap-vmmproc-'));

@@ -3,6 +3,8 @@
 // is reported once through onExit.
 
 import { fork, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { FaasnapError, type ErrorCode, ERRORS } from '../../common/errors.js';
 import type { Action, Event, Reply } from './protocol.js';
@@ -15,8 +17,13 @@ type ActionBody = Action extends infer A
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 const START_TIMEOUT_MS = 10_000;
+/** A background start-up only gets idle CPU, so a busy machine may starve it for a while. */
+const BACKGROUND_START_TIMEOUT_MS = 60_000;
 
 const CONSOLE_TAIL_BYTES = 4096;
+/** Nice value of processes started ahead of need: their start-up (~0.4 s of CPU here) must only
+ * use idle CPU, never compete with a restore that is resuming a guest at that moment. */
+const BACKGROUND_NICE = 19;
 
 export class VmmProcess {
   readonly pid: number;
@@ -49,19 +56,24 @@ export class VmmProcess {
     });
   }
 
-  /** Forks a VMM process and waits until it has opened /dev/kvm and is ready for an action. */
-  static spawn(): Promise<VmmProcess> {
+  /**
+   * Forks a VMM process and waits until it has opened /dev/kvm and is ready for an action.
+   * A `background` process starts at the lowest CPU priority; `foreground()` restores it.
+   */
+  static spawn(opts: { background?: boolean } = {}): Promise<VmmProcess> {
     return new Promise((resolve, reject) => {
       const child = fork(WORKER, [], {
         serialization: 'advanced',
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       });
+      // At once, so that start-up itself runs in the background; threads Node started before
+      // this call are lowered when the process is ready.
+      if (opts.background && child.pid) setPriority(child.pid, BACKGROUND_NICE);
+      const timeoutMs = opts.background ? BACKGROUND_START_TIMEOUT_MS : START_TIMEOUT_MS;
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
-        reject(
-          new FaasnapError('VMM_START_FAILED', `no ready message within ${START_TIMEOUT_MS} ms`),
-        );
-      }, START_TIMEOUT_MS);
+        reject(new FaasnapError('VMM_START_FAILED', `no ready message within ${timeoutMs} ms`));
+      }, timeoutMs);
       const onEarlyExit = (code: number | null): void => {
         clearTimeout(timer);
         reject(
@@ -77,13 +89,30 @@ export class VmmProcess {
           reject(new FaasnapError('VMM_START_FAILED', 'unexpected first message'));
           return;
         }
-        resolve(new VmmProcess(child));
+        const p = new VmmProcess(child);
+        if (opts.background) p.setNice(BACKGROUND_NICE);
+        resolve(p);
       });
     });
   }
 
   get alive(): boolean {
     return !this.exited;
+  }
+
+  /** Gives every thread of a background process the daemon's own priority again. */
+  foreground(): void {
+    this.setNice(getPriority());
+  }
+
+  private setNice(nice: number): void {
+    try {
+      // setpriority(2) on Linux sets one thread: Node's helper threads need their own calls.
+      for (const tid of readdirSync(`/proc/${this.pid}/task`)) setPriority(Number(tid), nice);
+    } catch (e) {
+      // It exited in between: the first call on it reports VMM_CRASHED.
+      if (!['ENOENT', 'ESRCH'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+    }
   }
 
   call<T = unknown>(action: ActionBody): Promise<T> {
