@@ -3,10 +3,10 @@
 // is reported once through onExit.
 
 import { fork, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { FaasnapError, type ErrorCode, ERRORS } from '../../common/errors.js';
+import { BACKGROUND_NICE, setProcessNice } from './priority.js';
 import type { Action, Event, Reply } from './protocol.js';
 
 type ActionBody = Action extends infer A
@@ -21,9 +21,6 @@ const START_TIMEOUT_MS = 10_000;
 const BACKGROUND_START_TIMEOUT_MS = 60_000;
 
 const CONSOLE_TAIL_BYTES = 4096;
-/** Nice value of processes started ahead of need: their start-up (~0.4 s of CPU here) must only
- * use idle CPU, never compete with a restore that is resuming a guest at that moment. */
-const BACKGROUND_NICE = 19;
 
 export class VmmProcess {
   readonly pid: number;
@@ -41,6 +38,7 @@ export class VmmProcess {
     { resolve(v: unknown): void; reject(e: unknown): void }
   >();
   private exited = false;
+  private background = false;
 
   private constructor(private readonly child: ChildProcess) {
     this.pid = child.pid!;
@@ -58,7 +56,8 @@ export class VmmProcess {
 
   /**
    * Forks a VMM process and waits until it has opened /dev/kvm and is ready for an action.
-   * A `background` process starts at the lowest CPU priority; `foreground()` restores it.
+   * A `background` process starts at the lowest CPU priority (its start-up, ~0.4 s of CPU here,
+   * then only uses idle CPU); `foreground()` restores it. See priority.ts.
    */
   static spawn(opts: { background?: boolean } = {}): Promise<VmmProcess> {
     return new Promise((resolve, reject) => {
@@ -90,7 +89,10 @@ export class VmmProcess {
           return;
         }
         const p = new VmmProcess(child);
-        if (opts.background) p.setNice(BACKGROUND_NICE);
+        if (opts.background) {
+          p.background = true;
+          setProcessNice(p.pid, BACKGROUND_NICE);
+        }
         resolve(p);
       });
     });
@@ -102,17 +104,9 @@ export class VmmProcess {
 
   /** Gives every thread of a background process the daemon's own priority again. */
   foreground(): void {
-    this.setNice(getPriority());
-  }
-
-  private setNice(nice: number): void {
-    try {
-      // setpriority(2) on Linux sets one thread: Node's helper threads need their own calls.
-      for (const tid of readdirSync(`/proc/${this.pid}/task`)) setPriority(Number(tid), nice);
-    } catch (e) {
-      // It exited in between: the first call on it reports VMM_CRASHED.
-      if (!['ENOENT', 'ESRCH'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
-    }
+    if (!this.background) return;
+    setProcessNice(this.pid, getPriority());
+    this.background = false;
   }
 
   call<T = unknown>(action: ActionBody): Promise<T> {

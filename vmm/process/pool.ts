@@ -1,10 +1,11 @@
 // A pool of started, idle VMM processes (the original FaaSnap daemon keeps one too): taking a
 // process costs a message, not a Node start-up (~0.3 s here) plus /dev/kvm set-up. Refills start
 // at the lowest CPU priority: a refill begins exactly when a restore does, and at normal priority
-// its start-up took CPU from the guest being resumed.
+// its start-up took CPU from the guest being resumed (priority.ts).
 
 import { FaasnapError } from '../../common/errors.js';
 import { VmmProcess } from './client.js';
+import { canStartInBackground } from './priority.js';
 
 export class VmmPool {
   private readonly idle: VmmProcess[] = [];
@@ -42,7 +43,7 @@ export class VmmPool {
   private async spawnOne(): Promise<void> {
     this.refilling++;
     try {
-      const p = await VmmProcess.spawn({ background: true });
+      const p = await VmmProcess.spawn({ background: canStartInBackground() });
       if (this.closed) await p.kill();
       else this.idle.push(p);
     } finally {
