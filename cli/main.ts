@@ -8,6 +8,7 @@ import { registerDaemonCommands } from './daemon.js';
 import { registerDemoCommand } from './demo.js';
 import { registerFunctionCommands } from './functions.js';
 import { registerGuestCommands } from './guest.js';
+import { registerLabCommands } from './lab.js';
 import { registerResourceCommands } from './resources.js';
 import { registerSnapshotCommands } from './snapshot.js';
 import { registerVmCommands } from './vm.js';
@@ -27,6 +28,7 @@ registerDaemonCommands(program);
 registerDemoCommand(program);
 registerFunctionCommands(program);
 registerGuestCommands(program);
+registerLabCommands(program);
 registerResourceCommands(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {

@@ -93,6 +93,12 @@ export const ERRORS = {
   DAEMON_RESTARTED: { status: 503, message: 'the daemon restarted while this operation ran' },
   DAEMON_UNREACHABLE: { status: 503, message: 'cannot reach the faasnap daemon' },
   DAEMON_INTERNAL: { status: 500, message: 'internal daemon error' },
+  // Hardware-KVM lab (faasnap lab, docs/lab.md)
+  LAB_PACKAGE_MISSING: { status: 503, message: 'a package the lab needs is not installed' },
+  LAB_SETUP_FAILED: { status: 500, message: 'the lab could not be set up' },
+  LAB_BOOT_FAILED: { status: 502, message: 'the lab machine did not start the command' },
+  LAB_TIMEOUT: { status: 504, message: 'the command in the lab did not finish within its timeout' },
+  LAB_INTERRUPTED: { status: 503, message: 'the lab run was interrupted' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
