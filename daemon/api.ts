@@ -3,7 +3,7 @@
 // every error leaves as { code, message, details } with the registry's status.
 
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { ERRORS, FaasnapError, isFaasnapError } from '../common/errors.js';
 import type { DaemonContext } from './context.js';
 import { functionRoutes } from './routes/functions.js';
@@ -17,12 +17,12 @@ import { ErrorBody } from './schemas.js';
 export const API_VERSION = '0.1.0';
 
 export interface ApiOptions {
-  logger: boolean | { level: string };
+  logger: FastifyBaseLogger;
 }
 
 export async function buildApi(ctx: DaemonContext, opts: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: opts.logger,
+    loggerInstance: opts.logger,
     // Unknown body properties are errors, not silently dropped; defaults are filled in.
     ajv: {
       customOptions: {

@@ -8,6 +8,7 @@
 //   ready        the final snapshot (base + recordings) becomes the function's ready snapshot
 // Any failure moves the function to `failed` with the error; nothing half-made is served.
 
+import type { Logger } from 'pino';
 import { FaasnapError } from '../common/errors.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { Metrics } from './metrics.js';
@@ -29,6 +30,7 @@ export interface DeployDeps {
   traces: Traces;
   metrics: Metrics;
   objects: ObjectStore;
+  log: Logger;
 }
 
 export interface RecordRequest {
@@ -67,12 +69,15 @@ export class Deployer {
     const rec = this.d.traces.start('deploy', { 'faasnap.function': name });
     let bootVm: string | undefined;
     let snap: SnapshotT | undefined;
+    // The step a failure is reported against (the daemon's error line names it).
+    let step = 'prepare-input';
     try {
       const recordParams = runtime.recordParams(fn);
       const input = await runtime.prepareInput(fn, recordParams, {
         getObject: (k) => this.d.objects.get(k),
       });
       const ctx = { storage: agentStorage(this.d.objects) };
+      step = 'boot';
       const vm = await rec.phase('boot', async () => {
         const v = await vms.acquire({
           function: name,
@@ -86,6 +91,7 @@ export class Deployer {
         return v;
       });
 
+      step = 'warm-up';
       if (!runtime.warmUpInBoot)
         await rec.phase('warm-up', async () => {
           const w = await vms.acquire({
@@ -102,6 +108,7 @@ export class Deployer {
               throw new FaasnapError(
                 out.error.code as 'FUNCTION_ERROR',
                 `warm-up invocation: ${out.error.message}`,
+                out.error.details,
               );
           } finally {
             await vms.release(w.info.id);
@@ -109,12 +116,13 @@ export class Deployer {
         });
       lifecycle.transition(name, 'warm');
 
+      step = 'snapshot';
       snap = await rec.phase('snapshot', () => snapshots.createFromVm(name, vm.vmm!));
       await vms.release(vm.info.id);
       bootVm = undefined;
       lifecycle.transition(name, 'snapshotted');
 
-      await this.record(snap, { kind: 'both' }, rec, input);
+      await this.record(snap, { kind: 'both' }, rec, input, (s) => (step = s));
       lifecycle.transition(name, 'recorded');
 
       lifecycle.transition(name, 'ready', { readySnapshot: snap.id, error: null });
@@ -122,6 +130,10 @@ export class Deployer {
       rec.end();
     } catch (e) {
       const error = errorBody(e);
+      this.d.log.error(
+        { function: name, step, code: error.code, details: error.details },
+        `deploy of ${name} failed at ${step}: ${error.code}: ${error.message}`,
+      );
       rec.end(error);
       if (bootVm) await vms.release(bootVm).catch(() => undefined);
       this.d.metrics.deploys.inc({ status: 'failed' });
@@ -142,6 +154,7 @@ export class Deployer {
     req: RecordRequest,
     rec: TraceRecorder,
     prepared?: PreparedInput,
+    onStep?: (step: string) => void,
   ): Promise<SnapshotT> {
     const { vms, snapshots, store } = this.d;
     const fn = store.functions.get(snap.function);
@@ -156,6 +169,7 @@ export class Deployer {
     const kinds = req.kind === 'both' ? (['faasnap', 'reap'] as const) : [req.kind];
     return snapshots.use(snap.id, async () => {
       for (const kind of kinds) {
+        onStep?.(`record-${kind}`);
         await rec.phase(`record-${kind}`, async () => {
           const v = await vms.acquire({
             function: fn.name,

@@ -7,6 +7,7 @@
 // discarded); a restore failure, a VMM crash or a resource limit is an API error with its
 // registry code; nothing (VMM process, capacity) is leaked on any path.
 
+import type { Logger } from 'pino';
 import { randomBytes } from 'node:crypto';
 import { FaasnapError, isFaasnapError } from '../common/errors.js';
 import type { PhaseTiming } from '../common/phases.js';
@@ -38,7 +39,11 @@ export interface InvokerDeps {
   traces: Traces;
   metrics: Metrics;
   objects: ObjectStore;
+  log: Logger;
 }
+
+/** Failures of the function's own code: its result, not a platform error worth a log line. */
+const FUNCTION_OUTCOMES = new Set(['FUNCTION_ERROR', 'FUNCTION_TIMEOUT', 'FUNCTION_NOT_FOUND']);
 
 export function needsRecording(mode: InvokeMode, s: SnapshotT): boolean {
   if (mode === 'reap') return !s.recorded.reap;
@@ -186,6 +191,13 @@ export class Invoker {
     const error =
       apiError !== undefined ? errorBody(apiError) : outcome && !outcome.ok ? outcome.error : null;
     rec.end(error ?? undefined);
+    if (error && !FUNCTION_OUTCOMES.has(error.code)) {
+      const step = rec.phases.at(-1)?.name ?? 'start';
+      this.d.log.error(
+        { function: fn.name, invocation: id, mode, step, code: error.code, details: error.details },
+        `invocation ${id} of ${fn.name} (${mode}) failed at ${step}: ${error.code}: ${error.message}`,
+      );
+    }
     const row = store.invocations.finish(id, {
       status: error ? 'failed' : 'succeeded',
       result: outcome?.ok ? outcome.result : null,

@@ -6,6 +6,7 @@
 import { writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { pino, type DestinationStream } from 'pino';
 import { buildApi, API_VERSION } from './api.js';
 import { dataPaths, resolveConfig, type DaemonConfig, type DaemonConfigInput } from './config.js';
 import type { DaemonContext } from './context.js';
@@ -33,6 +34,8 @@ export interface Daemon {
 export interface DaemonOptions {
   /** Replace runtimes (tests). */
   runtimes?: Runtimes;
+  /** Where log lines go (default stdout; tests read them). */
+  logStream?: DestinationStream;
 }
 
 /** The file that tells CLI commands where the daemon listens. */
@@ -59,7 +62,12 @@ export async function createDaemon(
   const objects = new ObjectStore(config.redis, paths.redis);
   const snapshots = new Snapshots(store.snapshots, paths.snapshots);
   const lifecycle = new Lifecycle(store.functions);
-  const base = { store, vms, snapshots, runtimes, traces, metrics, objects };
+  // One logger for the HTTP layer and the background work (deploys, invocations).
+  const log = pino(
+    { level: config.logLevel, enabled: config.logLevel !== 'silent' },
+    opts.logStream ?? pino.destination(1),
+  );
+  const base = { store, vms, snapshots, runtimes, traces, metrics, objects, log };
   const ctx: DaemonContext = {
     ...base,
     config,
@@ -69,9 +77,7 @@ export async function createDaemon(
     startedAt: Date.now(),
     version: API_VERSION,
   };
-  const app = await buildApi(ctx, {
-    logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
-  });
+  const app = await buildApi(ctx, { logger: log });
 
   let listening = false;
   const daemon: Daemon = {

@@ -17,10 +17,17 @@ import { readStateFile } from '../vmm/snapshot/state-file.js';
 import type { SnapshotInspectT, SnapshotT } from './schemas.js';
 import type { SnapshotStore } from './store/snapshots.js';
 
-export function errorBody(e: unknown): { code: string; message: string } {
-  return isFaasnapError(e)
-    ? { code: e.code, message: e.message }
-    : { code: 'DAEMON_INTERNAL', message: e instanceof Error ? e.message : String(e) };
+/** The stored and answered form of an error; `details` (e.g. the guest console's tail) kept. */
+export function errorBody(e: unknown): {
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+} {
+  if (!isFaasnapError(e))
+    return { code: 'DAEMON_INTERNAL', message: e instanceof Error ? e.message : String(e) };
+  return Object.keys(e.details).length > 0
+    ? { code: e.code, message: e.message, details: e.details }
+    : { code: e.code, message: e.message };
 }
 
 export class Snapshots {

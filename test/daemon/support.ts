@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OPENAPI_PATH } from '../../daemon/openapi.js';
-import { createDaemon, type Daemon } from '../../daemon/server.js';
+import { createDaemon, type Daemon, type DaemonOptions } from '../../daemon/server.js';
 import type { DaemonConfigInput } from '../../daemon/config.js';
 
 export interface Res<T = any> {
@@ -113,9 +113,16 @@ export interface TestDaemon {
   stop(): Promise<void>;
 }
 
-export async function startDaemon(cfg: DaemonConfigInput = {}, dir?: string): Promise<TestDaemon> {
+export async function startDaemon(
+  cfg: DaemonConfigInput = {},
+  dir?: string,
+  opts: DaemonOptions = {},
+): Promise<TestDaemon> {
   const dataDir = dir ?? mkdtempSync(join(tmpdir(), 'faasnap-daemon-test-'));
-  const daemon = await createDaemon({ dataDir, port: 0, logLevel: 'silent', poolSize: 1, ...cfg });
+  const daemon = await createDaemon(
+    { dataDir, port: 0, logLevel: 'silent', poolSize: 1, ...cfg },
+    opts,
+  );
   const url = await daemon.listen();
   const contract = new Contract();
   return {

@@ -179,7 +179,10 @@ kvmTest('stopping a VM mid-run under userfaultfd releases vCPU threads, the serv
     vm.stop();
     assert.equal((await vm.wait()).reason, 'stopped');
     session.close(); // idempotent: the VM already closed it
-    assert.ok(session.stats().faultsServed > 256);
+    // The progress line reports >= 256 touched pages, each a fault the server answered. (Not
+    // "> 256": on hardware KVM in the lab a fault costs ~1 ms, and the stop can land right
+    // after the 256th.)
+    assert.ok(session.stats().faultsServed >= 256);
     assert.deepEqual({ fds: openFds(), threads: await threadsSettled(before.threads) }, before);
   }),
 );
