@@ -21,7 +21,7 @@ import {
   type UffdServerHandle,
   type UffdServerStats,
 } from '../native/index.js';
-import { readFull, writeAll, writeFileAtomic } from '../vmm/snapshot/atomic-file.js';
+import { readFull, writeAll, writeFileAtomic } from '../common/files.js';
 import type { GuestRam } from '../vmm/memory.js';
 import { regionFileOffsets } from './modes.js';
 import { PAGE_SIZE } from './units.js';

@@ -6,8 +6,7 @@
 
 import { open } from 'node:fs/promises';
 import { FaasnapError } from '../common/errors.js';
-import { ioError, readFull } from '../vmm/snapshot/atomic-file.js';
-import { statSnapshotFile } from '../vmm/snapshot/memory-file.js';
+import { ioError, readFull, statSnapshotFile } from '../common/files.js';
 import {
   DEFAULT_INTERVAL_THRESHOLD,
   DEFAULT_SIZE_THRESHOLD,

@@ -2,7 +2,7 @@
 // pure parts (scans, plans, file formats) load and test without KVM.
 
 import { FaasnapError } from '../common/errors.js';
-import { PAGE_SIZE } from '../vmm/guest-memory.js';
+import { PAGE_SIZE } from '../common/page.js';
 
 export { PAGE_SIZE };
 /** DESIGN.md §4.2/§4.4: zero gaps shorter than this many pages are merged (absorbed). */

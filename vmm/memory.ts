@@ -7,9 +7,9 @@
 
 import { FaasnapError } from '../common/errors.js';
 import { native } from '../native/index.js';
-import { GuestMemory, PAGE_SIZE } from './guest-memory.js';
+import { PAGE_SIZE } from '../common/page.js';
+import { GuestMemory } from './guest-memory.js';
 
-export { PAGE_SIZE };
 /** First byte of the 32-bit MMIO hole (virtio-mmio devices, IOAPIC, LAPIC live above it). */
 export const MMIO_HOLE_START = 0xc000_0000;
 export const FOUR_GIB = 0x1_0000_0000;

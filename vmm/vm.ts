@@ -19,7 +19,7 @@ import type { InterruptLine } from './interrupt.js';
 import { Kvm } from './kvm/system.js';
 import { LAYOUTS, decodeStructBlob, initialFpu } from './kvm/structs.js';
 import { GuestRam } from './memory.js';
-import { validateState } from './persist.js';
+import { validateState } from '../common/state.js';
 import { captureVcpu, restoreVcpu, type VcpuCaps } from './snapshot/vcpu-state.js';
 import { VmSavedStateSchema, type VmSavedState } from './snapshot/vm-state.js';
 import { Vcpu, type VcpuOutcome } from './vcpu.js';

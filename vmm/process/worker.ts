@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { FaasnapError } from '../../common/errors.js';
 import { createMicroVm } from '../../guest/micro/launch.js';
 import { Kvm } from '../kvm/system.js';
-import { validateState } from '../persist.js';
+import { validateState } from '../../common/state.js';
 import { GUEST_INIT_PATH } from '../../guest/rootfs/index.js';
 import { createLinuxVm } from '../boot/linux-vm.js';
 import { LinuxConsoleMonitor } from '../boot/linux-run.js';

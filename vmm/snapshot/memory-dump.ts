@@ -4,7 +4,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { native } from '../../native/index.js';
 import type { GuestRam } from '../memory.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../../common/files.js';
 
 /** Writes every RAM region to `path` atomically (temp file, fsync, rename). */
 export async function writeMemoryFile(ram: GuestRam, path: string): Promise<number> {

@@ -19,7 +19,7 @@ import { detectCpuTemplate } from '../cpu/template.js';
 import type { Kvm } from '../kvm/system.js';
 import { Vm, type VmConfig } from '../vm.js';
 import { dropPageCache, loadPageCache, writeMemoryFile } from './memory-dump.js';
-import { checkMemoryFile } from './memory-file.js';
+import { checkMemoryFile } from '../../common/files.js';
 import { readStateFile, writeStateFile } from './state-file.js';
 import { VmConfigSchema, VmSavedStateSchema } from './vm-state.js';
 import type { Static } from '@sinclair/typebox';

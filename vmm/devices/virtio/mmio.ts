@@ -8,7 +8,7 @@ import { FaasnapError } from '../../../common/errors.js';
 import type { BusDevice } from '../../bus.js';
 import type { GuestMemory } from '../../guest-memory.js';
 import type { InterruptLine } from '../../interrupt.js';
-import { validateState } from '../../persist.js';
+import { validateState } from '../../../common/state.js';
 import type { VirtioDevice } from './device.js';
 import { Queue } from './queue.js';
 import {

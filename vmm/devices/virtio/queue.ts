@@ -16,7 +16,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { FaasnapError, isFaasnapError } from '../../../common/errors.js';
 import type { GuestMemory } from '../../guest-memory.js';
-import { validateState } from '../../persist.js';
+import { validateState } from '../../../common/state.js';
 import {
   VIRTQ_AVAIL_ALIGN,
   VIRTQ_DESC_ALIGN,

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import { Type } from '@sinclair/typebox';
 import { FaasnapError } from '../../../../common/errors.js';
-import { validateState } from '../../../persist.js';
+import { validateState } from '../../../../common/state.js';
 import type { VirtioActivation, VirtioDevice } from '../device.js';
 import type { DescriptorChain } from '../queue.js';
 import {

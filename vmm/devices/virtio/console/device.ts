@@ -22,7 +22,7 @@
 
 import { Type } from '@sinclair/typebox';
 import { FaasnapError } from '../../../../common/errors.js';
-import { validateState } from '../../../persist.js';
+import { validateState } from '../../../../common/state.js';
 import type { VirtioActivation, VirtioDevice } from '../device.js';
 import {
   VIRTIO_CONSOLE_F_MULTIPORT,
