@@ -10,9 +10,9 @@
 import { randomBytes } from 'node:crypto';
 import { FaasnapError, isFaasnapError } from '../common/errors.js';
 import type { PhaseTiming } from '../common/phases.js';
-import type { VmmStats } from '../vmm/process/protocol.js';
+import type { VmmStats } from '../process/protocol.js';
 import { loadPageCache } from '../vmm/snapshot/memory-dump.js';
-import { snapshotPaths } from '../vmm/snapshot/snapshot.js';
+import { snapshotPaths } from '../restore/snapshot.js';
 import type { Metrics } from './metrics.js';
 import type { ObjectStore } from './redis.js';
 import { agentStorage, requireAvailable, runtimeFor, type Runtimes } from './runtime/index.js';

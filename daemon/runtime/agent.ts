@@ -14,7 +14,7 @@
 import { existsSync } from 'node:fs';
 import { FaasnapError, isFaasnapError } from '../../common/errors.js';
 import { AgentClient, type InvokeResult } from '../../guest/agent/client.js';
-import type { VmmProcess } from '../../vmm/process/client.js';
+import type { VmmProcess } from '../../process/client.js';
 import type { InvokeMode, RuntimeName } from '../schemas.js';
 import type {
   FunctionRuntime,

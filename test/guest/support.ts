@@ -8,7 +8,7 @@ import type { ReadyMessage } from '../../guest/agent/protocol.js';
 import type { AgentStorage } from '../../guest/agent/storage.js';
 import { builtKernelPath } from '../../guest/kernel/index.js';
 import { TEST_ROOTFS_VARIANT, rootfsPath } from '../../guest/rootfs/index.js';
-import { VmmProcess } from '../../vmm/process/client.js';
+import { VmmProcess } from '../../process/client.js';
 import { KVM_PRESENT } from '../kvm/support.js';
 
 export const AGENT_BOOT_TIMEOUT_MS = 5 * 60_000;

@@ -16,9 +16,9 @@ import {
   touchExpectedChecksum,
 } from '../../guest/micro/index.js';
 import { dataPages } from '../../guest/micro/launch.js';
-import { VmmProcess } from '../../vmm/process/client.js';
-import { VmmPool } from '../../vmm/process/pool.js';
-import { BACKGROUND_NICE, canStartInBackground } from '../../vmm/process/priority.js';
+import { VmmProcess } from '../../process/client.js';
+import { VmmPool } from '../../process/pool.js';
+import { BACKGROUND_NICE, canStartInBackground } from '../../process/priority.js';
 import { kvmTest } from './support.js';
 
 kvmTest('a pooled VMM process boots a micro-guest and reports its console and exit', async () => {

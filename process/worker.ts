@@ -4,22 +4,22 @@
 
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { FaasnapError } from '../../common/errors.js';
-import { createMicroVm } from '../../guest/micro/launch.js';
-import { Kvm } from '../kvm/system.js';
-import { validateState } from '../../common/state.js';
-import { GUEST_INIT_PATH } from '../../guest/rootfs/index.js';
-import { createLinuxVm } from '../boot/linux-vm.js';
-import { LinuxConsoleMonitor } from '../boot/linux-run.js';
+import { FaasnapError } from '../common/errors.js';
+import { createMicroVm } from '../guest/micro/launch.js';
+import { Kvm } from '../vmm/kvm/system.js';
+import { validateState } from '../common/state.js';
+import { GUEST_INIT_PATH } from '../guest/rootfs/index.js';
+import { createLinuxVm } from '../vmm/boot/linux-vm.js';
+import { LinuxConsoleMonitor } from '../vmm/boot/linux-run.js';
 import {
   startFaasnapRecording,
   startReapRecording,
   type ReapRecordResult,
   type RecordResult,
   type Recording,
-} from '../snapshot/record.js';
-import { createSnapshot, restoreSnapshot } from '../snapshot/snapshot.js';
-import { Vm } from '../vm.js';
+} from '../restore/record.js';
+import { createSnapshot, restoreSnapshot } from '../restore/snapshot.js';
+import { Vm } from '../vmm/vm.js';
 import { ActionSchema, type Action, type Event, type Reply, type VmmStats } from './protocol.js';
 
 const kvm = Kvm.open();

@@ -4,7 +4,7 @@
 // serialisation; every incoming action is validated before it is dispatched.
 
 import { Type, type Static } from '@sinclair/typebox';
-import { MEMORY_MODES } from '../../loader/modes.js';
+import { MEMORY_MODES } from '../loader/modes.js';
 
 const Mode = Type.Union(MEMORY_MODES.map((m) => Type.Literal(m)));
 
