@@ -4,8 +4,8 @@
 // close() stops everything it started (VMM processes, redis-server, the database).
 
 import { writeFileSync, rmSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { daemonInfoPath } from '../common/daemon-info.js';
 import { buildApi, API_VERSION } from './api.js';
 import { dataPaths, resolveConfig, type DaemonConfig, type DaemonConfigInput } from './config.js';
 import type { DaemonContext } from './context.js';
@@ -33,11 +33,6 @@ export interface Daemon {
 export interface DaemonOptions {
   /** Replace runtimes (tests). */
   runtimes?: Runtimes;
-}
-
-/** The file that tells CLI commands where the daemon listens. */
-export function daemonInfoPath(dataDir: string): string {
-  return join(dataDir, 'daemon.json');
 }
 
 export async function createDaemon(
