@@ -7,7 +7,7 @@ import { closeSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { FaasnapError } from '../common/errors.js';
 import { native } from '../native/index.js';
-import type { GuestRam } from '../vmm/memory.js';
+import type { GuestRam } from '../vmm/guest-ram.js';
 import type { LoadingSetManifest } from './loading-set-file.js';
 import { regionFileOffsets } from './modes.js';
 import {

@@ -4,7 +4,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { FaasnapError } from '../common/errors.js';
 import { native } from '../native/index.js';
-import type { GuestRam } from '../vmm/memory.js';
+import type { GuestRam } from '../vmm/guest-ram.js';
 
 export const MEMORY_MODES = [
   'eager',

@@ -22,7 +22,7 @@ import {
   type UffdServerStats,
 } from '../native/index.js';
 import { readFull, writeAll, writeFileAtomic } from '../common/files.js';
-import type { GuestRam } from '../vmm/memory.js';
+import type { GuestRam } from '../vmm/guest-ram.js';
 import { regionFileOffsets } from './modes.js';
 import { PAGE_SIZE } from './units.js';
 

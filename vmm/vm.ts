@@ -18,7 +18,7 @@ import { VirtioMmioTransport } from './devices/virtio/mmio.js';
 import type { InterruptLine } from './interrupt.js';
 import { Kvm } from './kvm/system.js';
 import { LAYOUTS, decodeStructBlob, initialFpu } from './kvm/structs.js';
-import { GuestRam } from './memory.js';
+import { GuestRam } from './guest-ram.js';
 import { validateState } from '../common/state.js';
 import { captureVcpu, restoreVcpu, type VcpuCaps } from './snapshot/vcpu-state.js';
 import { VmSavedStateSchema, type VmSavedState } from './snapshot/vm-state.js';

@@ -16,7 +16,7 @@ import { FaasnapError } from '../../common/errors.js';
 import { templateKernelParams, type CpuTemplateName } from '../cpu/template.js';
 import type { GuestMemory } from '../guest-memory.js';
 import { PAGE_SIZE } from '../../common/page.js';
-import { MMIO_HOLE_START } from '../memory.js';
+import { MMIO_HOLE_START } from '../guest-ram.js';
 import { VIRTIO_MMIO_SIZE, type Vm } from '../vm.js';
 import {
   CMDLINE_MAX,

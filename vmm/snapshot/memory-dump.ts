@@ -3,7 +3,7 @@
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import { native } from '../../native/index.js';
-import type { GuestRam } from '../memory.js';
+import type { GuestRam } from '../guest-ram.js';
 import { writeFileAtomic } from '../../common/files.js';
 
 /** Writes every RAM region to `path` atomically (temp file, fsync, rename). */

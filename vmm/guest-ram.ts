@@ -1,4 +1,6 @@
 // Guest RAM: one host mapping per memory region, registered with KVM_SET_USER_MEMORY_REGION.
+// It owns the mappings (allocation, KVM slots, release); guest-memory.ts is the pure,
+// bounds-checked view of them that devices read and write through.
 //
 // x86 layout: RAM from 0 up to the MMIO hole at 3 GiB, the rest above 4 GiB. Each region starts
 // as private anonymous memory (zero pages cost no I/O); the snapshot loaders later replace
