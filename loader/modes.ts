@@ -1,4 +1,4 @@
-// Memory modes of a restore: how a snapshot's guest memory comes back (DESIGN.md §4). The
+// Memory modes of a restore: how a snapshot's guest memory comes back (docs/architecture.md, "Memory modes"). The
 // baselines live here; the FaaSnap and REAP loaders build on the same guest-RAM primitives.
 
 import { closeSync, openSync, readSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// REAP (DESIGN.md §4.7): the first restored run records the pages the guest faults on; later
+// REAP (docs/architecture.md, "REAP"): the first restored run records the pages the guest faults on; later
 // restores read that working set with one O_DIRECT read and install it with UFFDIO_COPY before
 // the vCPUs resume, while a native thread serves every other fault from the memory file.
 //

@@ -1,4 +1,4 @@
-// Recording a snapshot's working set for FaaSnap (DESIGN.md §4.3–4.4): restore the snapshot
+// Recording a snapshot's working set for FaaSnap (docs/architecture.md, "Working-set groups", "Loading set"): restore the snapshot
 // lazily with a cold page cache, run the function once with its record input while mincore
 // scans group the pages, then write the loading-set file and its manifest beside the snapshot.
 

@@ -1,4 +1,4 @@
-// A microVM on /dev/kvm. Boot order is explicit (DESIGN.md §3): kvm → VM → memory →
+// A microVM on /dev/kvm. Boot order is explicit (docs/architecture.md, "Boot order"): kvm → VM → memory →
 // irqchip/PIT → vCPUs (CPUID, MSRs, FPU, LAPIC) → legacy devices → virtio devices → image.
 // Lifecycle: created → running ⇄ paused → stopped; stop() releases every thread, fd and
 // mapping, also after a failure half-way through create().
