@@ -9,7 +9,7 @@ import { copyFile, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FaasnapError, isFaasnapError } from '../common/errors.js';
 import type { VmmProcess } from '../process/client.js';
-import { readReapManifest } from '../loader/reap.js';
+import { readReapManifest } from '../loader/reap-file.js';
 import { inspectSnapshot } from '../restore/inspect.js';
 import { dropPageCache, loadPageCache } from '../vmm/snapshot/memory-dump.js';
 import { STATE_FILE, snapshotPaths } from '../restore/snapshot.js';

@@ -3,7 +3,7 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { readLoadingSetManifest } from '../loader/loading-set-file.js';
-import { readReapManifest } from '../loader/reap.js';
+import { readReapManifest } from '../loader/reap-file.js';
 import { scanFile } from '../loader/regions.js';
 import { residentFraction } from '../vmm/snapshot/memory-dump.js';
 import { snapshotPaths } from './snapshot.js';
