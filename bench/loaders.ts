@@ -17,11 +17,11 @@ import {
 } from '../guest/micro/index.js';
 import { createMicroVm } from '../guest/micro/launch.js';
 import type { MemoryMode } from '../loader/modes.js';
-import type { VmmStats } from '../vmm/process/protocol.js';
-import { VmmPool } from '../vmm/process/pool.js';
+import type { VmmStats } from '../process/protocol.js';
+import { VmmPool } from '../process/pool.js';
 import { dropPageCache, loadPageCache } from '../vmm/snapshot/memory-dump.js';
-import { recordFaasnap, recordReap } from '../vmm/snapshot/record.js';
-import { createSnapshot, snapshotPaths } from '../vmm/snapshot/snapshot.js';
+import { recordFaasnap, recordReap } from '../restore/record.js';
+import { createSnapshot, snapshotPaths } from '../restore/snapshot.js';
 import { readFileSync } from 'node:fs';
 import { summarize, type Summary } from './stats.js';
 

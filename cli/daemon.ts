@@ -3,7 +3,8 @@
 
 import type { Command } from 'commander';
 import { createDaemon } from '../daemon/server.js';
-import { api, clientOptions, output } from './client.js';
+import { api } from '../client/daemon.js';
+import { clientOptions, output } from './output.js';
 import { intOption } from './options.js';
 
 interface DaemonOptions {

@@ -6,7 +6,8 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { FaasnapError } from '../common/errors.js';
 import type { FunctionT, InvocationT, TraceT } from '../daemon/schemas.js';
 import { INVOKE_MODES, FUNCTION_STATES } from '../daemon/schemas.js';
-import { api, clientOptions, output, table, type ClientOptions } from './client.js';
+import { api, type ClientOptions } from '../client/daemon.js';
+import { clientOptions, output, table } from './output.js';
 import { formatMs } from './format.js';
 import { durationOption, intOption } from './options.js';
 

@@ -5,7 +5,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import type { SnapshotInspectT, SnapshotT, VmT } from '../daemon/schemas.js';
-import { api, clientOptions, output, table, type ClientOptions } from './client.js';
+import { api, type ClientOptions } from '../client/daemon.js';
+import { clientOptions, output, table } from './output.js';
 
 const MiB = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MiB`;
 

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { FaasnapError } from '../common/errors.js';
 import { createMicroVm } from '../guest/micro/launch.js';
 import { MICRO_GUESTS } from '../guest/micro/index.js';
-import { createSnapshot } from '../vmm/snapshot/snapshot.js';
+import { createSnapshot } from '../restore/snapshot.js';
 import type { VmExit } from '../vmm/vm.js';
 import { formatMs, phaseTable } from './format.js';
 import { durationOption, intOption } from './options.js';

@@ -2,8 +2,8 @@
 // Everything the daemon writes lives under `dataDir` (SQLite database, snapshots, Redis data).
 
 import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { DEFAULT_PORT, defaultDataDir } from '../common/daemon-info.js';
 import { FaasnapError } from '../common/errors.js';
 import { builtKernelPath } from '../guest/kernel/index.js';
 import { rootfsPath } from '../guest/rootfs/index.js';
@@ -53,13 +53,6 @@ export function defaultGuestRootfs(env: NodeJS.ProcessEnv): string {
   if (existsSync(full)) return full;
   const smallNode = rootfsPath('small-node', { env });
   return existsSync(smallNode) ? smallNode : full;
-}
-
-export const DEFAULT_PORT = 8720;
-
-/** `${FAASNAP_HOME:-$HOME/.local/share/faasnap}` */
-export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.FAASNAP_HOME || join(homedir(), '.local', 'share', 'faasnap');
 }
 
 export function resolveConfig(

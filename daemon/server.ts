@@ -4,9 +4,9 @@
 // close() stops everything it started (VMM processes, redis-server, the database).
 
 import { writeFileSync, rmSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino, type DestinationStream } from 'pino';
+import { daemonInfoPath } from '../common/daemon-info.js';
 import { buildApi, API_VERSION } from './api.js';
 import { dataPaths, resolveConfig, type DaemonConfig, type DaemonConfigInput } from './config.js';
 import type { DaemonContext } from './context.js';
@@ -36,11 +36,6 @@ export interface DaemonOptions {
   runtimes?: Runtimes;
   /** Where log lines go (default stdout; tests read them). */
   logStream?: DestinationStream;
-}
-
-/** The file that tells CLI commands where the daemon listens. */
-export function daemonInfoPath(dataDir: string): string {
-  return join(dataDir, 'daemon.json');
 }
 
 export async function createDaemon(

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FaasnapError } from '../common/errors.js';
 import { processAlive } from '../common/process.js';
-import type { VmmProcess } from '../vmm/process/client.js';
-import { VmmPool } from '../vmm/process/pool.js';
+import type { VmmProcess } from '../process/client.js';
+import { VmmPool } from '../process/pool.js';
 import type { RuntimeVm } from './runtime/runtime.js';
 import type { VmT } from './schemas.js';
 

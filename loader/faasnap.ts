@@ -1,4 +1,4 @@
-// The FaaSnap loader at restore time (DESIGN.md §4.5–4.6): per-region mappings of the memory file
+// The FaaSnap loader at restore time (docs/architecture.md, "Mapping and concurrent paging"): per-region mappings of the memory file
 // and the compact loading-set file over anonymous guest RAM, then concurrent paging that reads
 // the loading-set file in file (= group) order so the guest's faults become minor faults. The
 // reads run on libuv's thread pool and never block the vCPU threads or the JS thread.
@@ -7,7 +7,7 @@ import { closeSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { FaasnapError } from '../common/errors.js';
 import { native } from '../native/index.js';
-import type { GuestRam } from '../vmm/memory.js';
+import type { GuestRam } from '../vmm/guest-ram.js';
 import type { LoadingSetManifest } from './loading-set-file.js';
 import { regionFileOffsets } from './modes.js';
 import {

@@ -1,4 +1,4 @@
-// Working-set groups (DESIGN.md §4.3). While the function runs once with its record input, the
+// Working-set groups (docs/architecture.md, "Working-set groups"). While the function runs once with its record input, the
 // VMM takes mincore() snapshots of the memory file's page-cache residency; a page's group is the
 // index of the first snapshot in which it is resident. Groups order the loading set, so the
 // pages the guest needed first are read first. Residency includes the kernel's read-ahead: that

@@ -8,15 +8,15 @@ import { createHash } from 'node:crypto';
 import { open, readFile, unlink } from 'node:fs/promises';
 import { Type, type Static } from '@sinclair/typebox';
 import { FaasnapError } from '../common/errors.js';
-import { validateState } from '../vmm/persist.js';
+import { validateState } from '../common/state.js';
 import {
   ioError,
   readFull,
+  statSnapshotFile,
   writeAll,
   writeFileAtomic,
   type AtomicWriteHooks,
-} from '../vmm/snapshot/atomic-file.js';
-import { statSnapshotFile } from '../vmm/snapshot/memory-file.js';
+} from '../common/files.js';
 import {
   checkLoadingSetLayout,
   computeLoadingSet,

@@ -1,4 +1,4 @@
-// The loading set (DESIGN.md §4.4): the pages the recorded invocation touched (they have a
+// The loading set (docs/architecture.md, "Loading set"): the pages the recorded invocation touched (they have a
 // group) that hold data (non-zero). Runs of them form regions; a gap shorter than
 // `intervalThreshold` pages between two runs is absorbed into one region; a region takes the
 // earliest group of its pages; regions are sorted by (group, offset) and laid out back to back

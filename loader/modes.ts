@@ -1,10 +1,10 @@
-// Memory modes of a restore: how a snapshot's guest memory comes back (DESIGN.md §4). The
+// Memory modes of a restore: how a snapshot's guest memory comes back (docs/architecture.md, "Memory modes"). The
 // baselines live here; the FaaSnap and REAP loaders build on the same guest-RAM primitives.
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import { FaasnapError } from '../common/errors.js';
 import { native } from '../native/index.js';
-import type { GuestRam } from '../vmm/memory.js';
+import type { GuestRam } from '../vmm/guest-ram.js';
 
 export const MEMORY_MODES = [
   'eager',

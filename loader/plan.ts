@@ -1,4 +1,4 @@
-// Restore plans for faasnap mode (DESIGN.md §4.5, §4.6), as data: which mmaps build guest
+// Restore plans for faasnap mode (docs/architecture.md, "Mapping and concurrent paging"), as data: which mmaps build guest
 // memory and which reads warm the page cache. The caller executes them (MAP_FIXED |
 // MAP_PRIVATE on top of the RAM's anonymous mapping, reads on a loader that never blocks the
 // vCPUs); keeping them pure lets every variant be checked without KVM.

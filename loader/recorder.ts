@@ -1,4 +1,4 @@
-// The working-set recorder of FaaSnap (DESIGN.md §4.3): while the function runs once on a VM
+// The working-set recorder of FaaSnap (docs/architecture.md, "Working-set groups"): while the function runs once on a VM
 // restored lazily from a memory file with a cold page cache, take mincore() scans of the memory
 // file each time this process's resident set has grown by `mincoreSize` pages (or every
 // `intervalMs`). A page's group is the first scan that finds it resident; read-ahead is

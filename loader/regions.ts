@@ -1,4 +1,4 @@
-// Non-zero regions of a memory image (DESIGN.md §4.2). With sanitised guest memory, free pages
+// Non-zero regions of a memory image (docs/architecture.md, "Non-zero regions"). With sanitised guest memory, free pages
 // are zero in the memory file; at restore they stay anonymous (no I/O) and only the non-zero
 // regions are mapped from the file. The scan works in filesystem blocks; runs of non-zero
 // blocks form regions, short zero gaps are merged so a region is not split into many mmaps,
@@ -6,8 +6,7 @@
 
 import { open } from 'node:fs/promises';
 import { FaasnapError } from '../common/errors.js';
-import { ioError, readFull } from '../vmm/snapshot/atomic-file.js';
-import { statSnapshotFile } from '../vmm/snapshot/memory-file.js';
+import { ioError, readFull, statSnapshotFile } from '../common/files.js';
 import {
   DEFAULT_INTERVAL_THRESHOLD,
   DEFAULT_SIZE_THRESHOLD,

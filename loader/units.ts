@@ -2,12 +2,12 @@
 // pure parts (scans, plans, file formats) load and test without KVM.
 
 import { FaasnapError } from '../common/errors.js';
-import { PAGE_SIZE } from '../vmm/guest-memory.js';
+import { PAGE_SIZE } from '../common/page.js';
 
 export { PAGE_SIZE };
-/** DESIGN.md §4.2/§4.4: zero gaps shorter than this many pages are merged (absorbed). */
+/** docs/architecture.md, "Non-zero regions", "Loading set": zero gaps shorter than this many pages are merged (absorbed). */
 export const DEFAULT_INTERVAL_THRESHOLD = 32;
-/** DESIGN.md §4.2: non-zero regions shorter than this many pages are dropped (0 = keep all). */
+/** docs/architecture.md, "Non-zero regions": non-zero regions shorter than this many pages are dropped (0 = keep all). */
 export const DEFAULT_SIZE_THRESHOLD = 0;
 
 /** A byte range of the memory image (offset = guest memory offset = memory file offset). */

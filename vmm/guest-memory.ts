@@ -4,9 +4,6 @@
 
 import { FaasnapError } from '../common/errors.js';
 
-/** Guest page size: every region, mapping and snapshot file unit is a whole number of pages. */
-export const PAGE_SIZE = 4096;
-
 export interface MemoryRegionView {
   /** Guest physical address of the first byte. */
   readonly gpa: number;

@@ -1,4 +1,4 @@
-// A microVM on /dev/kvm. Boot order is explicit (DESIGN.md §3): kvm → VM → memory →
+// A microVM on /dev/kvm. Boot order is explicit (docs/architecture.md, "Boot order"): kvm → VM → memory →
 // irqchip/PIT → vCPUs (CPUID, MSRs, FPU, LAPIC) → legacy devices → virtio devices → image.
 // Lifecycle: created → running ⇄ paused → stopped; stop() releases every thread, fd and
 // mapping, also after a failure half-way through create().
@@ -18,8 +18,8 @@ import { VirtioMmioTransport } from './devices/virtio/mmio.js';
 import type { InterruptLine } from './interrupt.js';
 import { Kvm } from './kvm/system.js';
 import { LAYOUTS, decodeStructBlob, initialFpu } from './kvm/structs.js';
-import { GuestRam } from './memory.js';
-import { validateState } from './persist.js';
+import { GuestRam } from './guest-ram.js';
+import { validateState } from '../common/state.js';
 import { captureVcpu, restoreVcpu, type VcpuCaps } from './snapshot/vcpu-state.js';
 import { VmSavedStateSchema, type VmSavedState } from './snapshot/vm-state.js';
 import { Vcpu, type VcpuOutcome } from './vcpu.js';

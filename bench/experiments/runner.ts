@@ -23,7 +23,7 @@ import type {
   SnapshotInspectT,
   TraceT,
 } from '../../daemon/schemas.js';
-import { api, type ClientOptions } from '../../cli/client.js';
+import { api, type ClientOptions } from '../../client/daemon.js';
 import { machineInfo } from '../machine.js';
 import {
   inputObjectKeys,

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FaasnapError, isFaasnapError } from '../../common/errors.js';
-import type { VmmProcess } from '../../vmm/process/client.js';
+import type { VmmProcess } from '../../process/client.js';
 import { EXIT_EVENT_GRACE_MS, unlessVmStops } from './agent.js';
 
 type Hook = Pick<VmmProcess, 'onVmExit' | 'consoleTail'>;

@@ -14,7 +14,8 @@
 import { existsSync } from 'node:fs';
 import { FaasnapError, isFaasnapError } from '../../common/errors.js';
 import { AgentClient, type InvokeResult } from '../../guest/agent/client.js';
-import type { VmmProcess } from '../../vmm/process/client.js';
+import { GUEST_INIT_PATH } from '../../guest/rootfs/index.js';
+import type { VmmProcess } from '../../process/client.js';
 import type { InvokeMode, RuntimeName } from '../schemas.js';
 import type {
   FunctionRuntime,
@@ -202,6 +203,7 @@ export function agentRuntime(name: RuntimeName, image: GuestImage): FunctionRunt
         type: 'boot-linux',
         kernel: image.kernel!,
         rootfs: image.rootfs!,
+        init: GUEST_INIT_PATH,
         memMiB: fn.memoryMiB,
         vcpus: fn.vcpus,
         agentSocket: vm.agentSocket,

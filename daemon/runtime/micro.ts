@@ -16,7 +16,7 @@ import {
   parseHelloOutput,
   parseTouchOutput,
 } from '../../guest/micro/index.js';
-import { dataPages } from '../../guest/micro/launch.js';
+import { dataPages, microBootImage } from '../../guest/micro/launch.js';
 import type { FunctionConfigT, InvokeMode } from '../schemas.js';
 import type { FunctionRuntime, InvokeOutcome, PreparedInput } from './runtime.js';
 
@@ -138,10 +138,9 @@ export const microRuntime: FunctionRuntime = {
     // (zeros = an empty input) so that any input written before resume fits.
     await vmm.call({
       type: 'boot-micro',
-      guest: fn.handler,
       memMiB: fn.memoryMiB,
       vcpus: fn.vcpus,
-      params: new Uint8Array(MICRO_PARAM_MAX_BYTES),
+      ...microBootImage(fn.handler, fn.memoryMiB, new Uint8Array(MICRO_PARAM_MAX_BYTES)),
     });
     await vmm.call({ type: 'pause' });
     const bytes = fn.stateMiB * 1024 * 1024;

@@ -4,7 +4,7 @@
 // traces and metrics are written against this interface only.
 
 import type { AgentStorage } from '../../guest/agent/storage.js';
-import type { VmmProcess } from '../../vmm/process/client.js';
+import type { VmmProcess } from '../../process/client.js';
 import type { ErrorBodyT, FunctionConfigT, InvokeMode, RuntimeName } from '../schemas.js';
 
 export type InvokeOutcome = { ok: true; result: unknown } | { ok: false; error: ErrorBodyT };

@@ -1,9 +1,8 @@
 // Creates a VM ready to run one micro-guest with sensible default parameters: used by the CLI
 // (`faasnap vm run`), the KVM test tier and the benchmarks, so all three run guests one way.
 
-import { readFileSync } from 'node:fs';
 import { FaasnapError } from '../../common/errors.js';
-import { bootFlatImage } from '../../vmm/boot/flat.js';
+import { bootFlatImage, readFlatImage } from '../../vmm/boot/flat.js';
 import type { Kvm } from '../../vmm/kvm/system.js';
 import { Vm, type VmConfig } from '../../vmm/vm.js';
 import {
@@ -51,18 +50,28 @@ export function defaultParams(guest: string, memMiB: number): Uint8Array {
   }
 }
 
+/** The flat image of a micro-guest name (guest/micro/build/<name>.bin), or `guest` as a path. */
+export function microImagePath(guest: string): string {
+  return isMicroGuestName(guest)
+    ? microGuestPath(guest as Parameters<typeof microGuestPath>[0])
+    : guest;
+}
+
+/**
+ * What a VMM process's `boot-micro` action needs besides the VM's size: the image path and the
+ * parameter blob, the guest's defaults filled in (the VMM process knows no guest).
+ */
+export function microBootImage(
+  guest: string,
+  memMiB: number,
+  params?: Uint8Array,
+): { image: string; params: Uint8Array } {
+  return { image: microImagePath(guest), params: params ?? defaultParams(guest, memMiB) };
+}
+
 /** Creates and boots (but does not start) a VM for a micro-guest. */
 export function createMicroVm(opts: MicroLaunchOptions): Vm {
-  const named = isMicroGuestName(opts.guest);
-  const path = named
-    ? microGuestPath(opts.guest as Parameters<typeof microGuestPath>[0])
-    : opts.guest;
-  let image: Buffer;
-  try {
-    image = readFileSync(path);
-  } catch (e) {
-    throw new FaasnapError('GUEST_IMAGE_INVALID', `${path}: ${(e as Error).message}`);
-  }
+  const image = readFlatImage(microImagePath(opts.guest));
   if (opts.guest === 'virtio-blk' && !opts.disk) {
     throw new FaasnapError('INVALID_VM_CONFIG', 'the virtio-blk guest needs a disk image');
   }

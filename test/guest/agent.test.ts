@@ -12,7 +12,7 @@ import { isFaasnapError } from '../../common/errors.js';
 import { AgentClient } from '../../guest/agent/client.js';
 import { MemoryStorage } from '../../guest/agent/storage.js';
 import type { MemoryMode } from '../../loader/modes.js';
-import { VmmProcess } from '../../vmm/process/client.js';
+import { VmmProcess } from '../../process/client.js';
 import { tempDirs } from '../support/temp-dirs.js';
 import { bootGuest, guestFiles, type BootedGuest } from './support.js';
 

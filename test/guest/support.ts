@@ -7,8 +7,8 @@ import { AgentClient } from '../../guest/agent/client.js';
 import type { ReadyMessage } from '../../guest/agent/protocol.js';
 import type { AgentStorage } from '../../guest/agent/storage.js';
 import { builtKernelPath } from '../../guest/kernel/index.js';
-import { TEST_ROOTFS_VARIANT, rootfsPath } from '../../guest/rootfs/index.js';
-import { VmmProcess } from '../../vmm/process/client.js';
+import { GUEST_INIT_PATH, TEST_ROOTFS_VARIANT, rootfsPath } from '../../guest/rootfs/index.js';
+import { VmmProcess } from '../../process/client.js';
 import { KVM_PRESENT } from '../kvm/support.js';
 
 export const AGENT_BOOT_TIMEOUT_MS = 5 * 60_000;
@@ -61,6 +61,7 @@ export async function bootGuest(
       type: 'boot-linux',
       kernel: files.kernel,
       rootfs: files.rootfs,
+      init: GUEST_INIT_PATH,
       memMiB: opts.memMiB ?? 256,
       vcpus: opts.vcpus ?? 2,
       agentSocket: opts.agentSocket,

@@ -18,8 +18,8 @@ import {
 } from '../../guest/micro/index.js';
 import { createMicroVm, dataPages } from '../../guest/micro/launch.js';
 import type { MemoryMode } from '../../loader/modes.js';
-import { recordFaasnap, recordReap } from '../../vmm/snapshot/record.js';
-import { createSnapshot, restoreSnapshot, snapshotPaths } from '../../vmm/snapshot/snapshot.js';
+import { recordFaasnap, recordReap } from '../../restore/record.js';
+import { createSnapshot, restoreSnapshot, snapshotPaths } from '../../restore/snapshot.js';
 import type { Vm } from '../../vmm/vm.js';
 import { KVM_PRESENT, kvmTest, openFds } from './support.js';
 

@@ -24,7 +24,7 @@ import {
   STATE_FILE,
   createSnapshot,
   restoreSnapshot,
-} from '../../vmm/snapshot/snapshot.js';
+} from '../../restore/snapshot.js';
 import type { Vm } from '../../vmm/vm.js';
 import { KVM_PRESENT, kvmTest, openFds } from './support.js';
 

@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 
-import { ReapSession, readReapManifest } from '../../loader/reap.js';
+import { ReapSession } from '../../loader/reap.js';
+import { readReapManifest } from '../../loader/reap-file.js';
 import { isNativeError, native, type UffdServerHandle } from '../../native/index.js';
 import { kvmTest, openFdsOfKind, threads, threadsSettled } from './support.js';
 

@@ -15,10 +15,10 @@ import {
   parseTouchOutput,
   touchExpectedChecksum,
 } from '../../guest/micro/index.js';
-import { dataPages } from '../../guest/micro/launch.js';
-import { VmmProcess } from '../../vmm/process/client.js';
-import { VmmPool } from '../../vmm/process/pool.js';
-import { BACKGROUND_NICE, canStartInBackground } from '../../vmm/process/priority.js';
+import { dataPages, microBootImage } from '../../guest/micro/launch.js';
+import { VmmProcess } from '../../process/client.js';
+import { VmmPool } from '../../process/pool.js';
+import { BACKGROUND_NICE, canStartInBackground } from '../../process/priority.js';
 import { kvmTest } from './support.js';
 
 kvmTest('a pooled VMM process boots a micro-guest and reports its console and exit', async () => {
@@ -29,7 +29,7 @@ kvmTest('a pooled VMM process boots a micro-guest and reports its console and ex
   try {
     let out = '';
     vmm.onConsole = (c) => (out += Buffer.from(c).toString());
-    await vmm.call({ type: 'boot-micro', guest: 'hello', memMiB: 16, vcpus: 2 });
+    await vmm.call({ type: 'boot-micro', memMiB: 16, vcpus: 2, ...microBootImage('hello', 16) });
     await vmm.call({ type: 'start' });
     assert.deepEqual(await vmm.call({ type: 'wait', timeoutMs: 30_000 }), { reason: 'reset' });
     const text = await vmm.call<string>({ type: 'console' });
@@ -107,10 +107,9 @@ kvmTest('a VMM process snapshots and another restores from the snapshot', async 
     };
     await a.call({
       type: 'boot-micro',
-      guest: 'touch',
       memMiB: 32,
       vcpus: 1,
-      params: encodeTouchParams(params),
+      ...microBootImage('touch', 32, encodeTouchParams(params)),
     });
     await a.call({ type: 'start' });
     await a.call({ type: 'pause' });
@@ -132,7 +131,7 @@ kvmTest('invalid actions get typed errors and a crashed VMM process is reported'
   const vmm = await VmmProcess.spawn();
   try {
     await assert.rejects(
-      vmm.call({ type: 'boot-micro', guest: 'hello', memMiB: 1, vcpus: 1 }),
+      vmm.call({ type: 'boot-micro', memMiB: 1, vcpus: 1, ...microBootImage('hello', 1) }),
       (e) => isFaasnapError(e, 'STATE_INVALID'),
     );
     await assert.rejects(vmm.call({ type: 'resume' }), (e) =>
@@ -142,7 +141,7 @@ kvmTest('invalid actions get typed errors and a crashed VMM process is reported'
       vmm.call({ type: 'restore', snapshotDir: '/nonexistent', mode: 'vanilla' }),
       (e) => isFaasnapError(e, 'SNAPSHOT_MISSING'),
     );
-    await vmm.call({ type: 'boot-micro', guest: 'hang', memMiB: 16, vcpus: 1 });
+    await vmm.call({ type: 'boot-micro', memMiB: 16, vcpus: 1, ...microBootImage('hang', 16) });
     await vmm.call({ type: 'start' });
     const waiting = vmm.call({ type: 'wait', timeoutMs: 60_000 });
     process.kill(vmm.pid, 'SIGKILL');

@@ -2,6 +2,7 @@
 // at 1 MiB, an optional parameter blob at 2 MiB, and every vCPU at the entry point with its own
 // stack and the ABI's argument registers.
 
+import { readFileSync } from 'node:fs';
 import { FaasnapError } from '../../common/errors.js';
 import { native } from '../../native/index.js';
 import type { Vm } from '../vm.js';
@@ -14,6 +15,15 @@ export const PARAMS_MAX = 0x20_0000;
 export const DATA_ADDR = 0x40_0000;
 const STACK_TOP = 0x9_0000;
 const STACK_SIZE = 0x1_0000;
+
+/** Reads a flat image from `path`; a missing or unreadable file is GUEST_IMAGE_INVALID. */
+export function readFlatImage(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new FaasnapError('GUEST_IMAGE_INVALID', `${path}: ${(e as Error).message}`);
+  }
+}
 
 export function bootFlatImage(
   vm: Vm,

@@ -15,7 +15,8 @@ import { randomBytes } from 'node:crypto';
 import { FaasnapError } from '../../common/errors.js';
 import { templateKernelParams, type CpuTemplateName } from '../cpu/template.js';
 import type { GuestMemory } from '../guest-memory.js';
-import { MMIO_HOLE_START, PAGE_SIZE } from '../memory.js';
+import { PAGE_SIZE } from '../../common/page.js';
+import { MMIO_HOLE_START } from '../guest-ram.js';
 import { VIRTIO_MMIO_SIZE, type Vm } from '../vm.js';
 import {
   CMDLINE_MAX,

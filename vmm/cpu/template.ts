@@ -1,7 +1,7 @@
 // CPU templates: the CPUID table each vCPU gets (set with KVM_SET_CPUID2).
 //
 //  - `host`: what KVM supports, with per-vCPU topology fixed up. For hardware-virtualised KVM.
-//  - `pvm-safe`: a conservative QEMU `qemu64`-like model for the PVM host (DESIGN.md §2). Every
+//  - `pvm-safe`: a conservative QEMU `qemu64`-like model for the PVM host (docs/architecture.md, "The PVM host"). Every
 //    item there was needed to get a Linux guest past early boot under PVM's instruction emulator:
 //    GenuineIntel vendor, no SMAP/SMEP/POPCNT/XSAVE, no KVM paravirt leaves. It also hands the
 //    guest its TSC frequency (leaves 0x15/0x16) so it neither calibrates against the PIT nor
@@ -79,7 +79,7 @@ export function detectCpuTemplate(sysModuleDir = '/sys/module'): CpuTemplateName
 }
 
 /**
- * Guest kernel parameters the pvm-safe template needs (DESIGN.md §2):
+ * Guest kernel parameters the pvm-safe template needs (docs/architecture.md, "The PVM host"):
  *  - hide what the CPUID model hides a second time in the kernel. Under PVM the guest kernel's
  *    CPUID reads do not all go through the table above: its feature words also show host
  *    features the table leaves out (measured: ERMS, FSRM, SSE4.2, BMI2, ...), so whatever must
@@ -216,7 +216,7 @@ const PVM_SAFE_1_EDX =
  * execute CMPXCHG16B (it returns "unhandleable") and SLUB's lockless path runs it in emulated
  * kernel code (the guest stopped with an emulation failure in ___slab_alloc; the reference
  * kernel used SLOB and never hit it); user code does not need the bit (x86-64 baseline).
- * POPCNT, XSAVE/OSXSAVE/AVX (DESIGN.md §2), PCID (INVPCID/PCID flushes
+ * POPCNT, XSAVE/OSXSAVE/AVX (docs/architecture.md), PCID (INVPCID/PCID flushes
  * are more for the emulator to get wrong and buy nothing under shadow paging), and TSC-deadline:
  * qemu64 lacks it, the reference boot ran without it, and the LAPIC one-shot timer needs no
  * calibration here because leaf 0x15's crystal is KVM's 1 GHz APIC bus clock (see below).

@@ -3,8 +3,8 @@
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import { native } from '../../native/index.js';
-import type { GuestRam } from '../memory.js';
-import { writeFileAtomic } from './atomic-file.js';
+import type { GuestRam } from '../guest-ram.js';
+import { writeFileAtomic } from '../../common/files.js';
 
 /** Writes every RAM region to `path` atomically (temp file, fsync, rename). */
 export async function writeMemoryFile(ram: GuestRam, path: string): Promise<number> {

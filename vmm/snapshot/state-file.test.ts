@@ -12,12 +12,10 @@ import {
 import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { isFaasnapError, type ErrorCode } from '../../common/errors.js';
-import { removeStaleTemps } from './atomic-file.js';
+import { checkMemoryFile, hashFile, removeStaleTemps } from '../../common/files.js';
 import {
-  checkMemoryFile,
   decodeStateFile,
   encodeStateFile,
-  hashFile,
   readStateFile,
   writeStateFile,
   type StateFileContents,

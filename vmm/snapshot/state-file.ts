@@ -23,11 +23,13 @@ import { readFile } from 'node:fs/promises';
 import type { Static, TSchema, TUnknown } from '@sinclair/typebox';
 import { FaasnapError } from '../../common/errors.js';
 import { isCpuTemplateName, type CpuTemplateName } from '../cpu/template.js';
-import { validateState } from '../persist.js';
-import { writeAll, writeFileAtomic, type AtomicWriteHooks } from './atomic-file.js';
-import { statSnapshotFile } from './memory-file.js';
-
-export { checkMemoryFile, hashFile } from './memory-file.js';
+import { validateState } from '../../common/state.js';
+import {
+  statSnapshotFile,
+  writeAll,
+  writeFileAtomic,
+  type AtomicWriteHooks,
+} from '../../common/files.js';
 
 export const STATE_MAGIC = 'FSNPSTAT';
 export const STATE_FORMAT_VERSION = 1;

@@ -4,7 +4,7 @@
 
 import { Type, type Static } from '@sinclair/typebox';
 import { FaasnapError } from '../../common/errors.js';
-import { validateState } from '../persist.js';
+import { validateState } from '../../common/state.js';
 import {
   REG_NAMES,
   decodeSregs,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isFaasnapError } from '../../common/errors.js';
 import { LAYOUTS, decodeStructBlob } from '../kvm/structs.js';
-import { validateState } from '../persist.js';
+import { validateState } from '../../common/state.js';
 import { VmConfigSchema, VmSavedStateSchema } from './vm-state.js';
 import { VcpuStateSchema } from './vcpu-state.js';
 

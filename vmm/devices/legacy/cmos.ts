@@ -11,7 +11,8 @@
 
 import { Type, type Static } from '@sinclair/typebox';
 import type { BusDevice } from '../../bus.js';
-import { validateState, type Persist } from '../../persist.js';
+import { validateState } from '../../../common/state.js';
+import type { Persist } from '../../persist.js';
 
 export const CMOS_PORT_BASE = 0x70;
 export const CMOS_PORT_LEN = 2;

@@ -11,7 +11,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { BusDevice } from '../../bus.js';
 import type { InterruptLine } from '../../interrupt.js';
-import { validateState, type Persist } from '../../persist.js';
+import { validateState } from '../../../common/state.js';
+import type { Persist } from '../../persist.js';
 
 export const I8042_PORT_BASE = 0x60;
 export const I8042_PORT_LEN = 5;

@@ -8,7 +8,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { BusDevice } from '../../bus.js';
 import type { InterruptLine } from '../../interrupt.js';
-import { validateState, type Persist } from '../../persist.js';
+import { validateState } from '../../../common/state.js';
+import type { Persist } from '../../persist.js';
 import { FaasnapError } from '../../../common/errors.js';
 
 export const SERIAL_PORT_BASE = 0x3f8;

@@ -4,6 +4,7 @@
 
 import type { GuestMemory } from '../../guest-memory.js';
 import type { InterruptLine } from '../../interrupt.js';
+import type { PersistInPlace } from '../../persist.js';
 import type { Queue } from './queue.js';
 
 /** What a device gets when the driver sets DRIVER_OK. */
@@ -23,7 +24,7 @@ export interface VirtioActivation {
   notify(queueIndex: number): void;
 }
 
-export interface VirtioDevice {
+export interface VirtioDevice extends PersistInPlace<unknown> {
   /** Virtio device id (§5), e.g. VIRTIO_ID_BLOCK. */
   readonly deviceType: number;
   /** Maximum size of each queue; the length is the number of queues. */

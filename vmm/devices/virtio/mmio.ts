@@ -8,7 +8,8 @@ import { FaasnapError } from '../../../common/errors.js';
 import type { BusDevice } from '../../bus.js';
 import type { GuestMemory } from '../../guest-memory.js';
 import type { InterruptLine } from '../../interrupt.js';
-import { validateState } from '../../persist.js';
+import { validateState } from '../../../common/state.js';
+import type { Persist } from '../../persist.js';
 import type { VirtioDevice } from './device.js';
 import { Queue } from './queue.js';
 import {
@@ -102,7 +103,7 @@ function withHigh(addr: number, hi: number): number {
   return hi * TWO_32 + (addr % TWO_32);
 }
 
-export class VirtioMmioTransport implements BusDevice {
+export class VirtioMmioTransport implements BusDevice, Persist<VirtioMmioState> {
   readonly device: VirtioDevice;
   readonly queues: Queue[];
   /** Register accesses dropped for their width, alignment, or an undefined/write-only offset. */

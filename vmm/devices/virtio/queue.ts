@@ -16,7 +16,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { FaasnapError, isFaasnapError } from '../../../common/errors.js';
 import type { GuestMemory } from '../../guest-memory.js';
-import { validateState } from '../../persist.js';
+import { validateState } from '../../../common/state.js';
+import type { Persist } from '../../persist.js';
 import {
   VIRTQ_AVAIL_ALIGN,
   VIRTQ_DESC_ALIGN,
@@ -175,7 +176,7 @@ function viewOf(b: Uint8Array): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 
-export class Queue {
+export class Queue implements Persist<QueueState> {
   readonly maxSize: number;
   /** Index (mod 2^16) of the next avail-ring entry the device will consume. */
   nextAvail = 0;

@@ -3,9 +3,10 @@
 // read-only disk and backend failures are the guest's problem to see, not the VMM's to crash on.
 
 import * as fs from 'node:fs';
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { FaasnapError } from '../../../../common/errors.js';
-import { validateState } from '../../../persist.js';
+import { validateState } from '../../../../common/state.js';
+import type { PersistInPlace } from '../../../persist.js';
 import type { VirtioActivation, VirtioDevice } from '../device.js';
 import type { DescriptorChain } from '../queue.js';
 import {
@@ -114,6 +115,7 @@ export const VirtioBlockStateSchema = Type.Object(
   },
   { additionalProperties: false },
 );
+export type VirtioBlockState = Static<typeof VirtioBlockStateSchema>;
 
 // struct virtio_blk_config up to num_queues; fields we do not offer stay zero.
 const CONFIG_SIZE = 36;
@@ -122,7 +124,7 @@ const CONFIG_SEG_MAX = 12;
 const CONFIG_NUM_QUEUES = 34;
 const SECTOR = BigInt(VIRTIO_BLK_SECTOR_SIZE);
 
-export class VirtioBlock implements VirtioDevice {
+export class VirtioBlock implements VirtioDevice, PersistInPlace<VirtioBlockState> {
   readonly deviceType = VIRTIO_ID_BLOCK;
   readonly queueMaxSizes: readonly number[];
   readonly availFeatures: bigint;
@@ -200,7 +202,7 @@ export class VirtioBlock implements VirtioDevice {
     this.writeThrough = true;
   }
 
-  save(): unknown {
+  save(): VirtioBlockState {
     return { capacitySectors: this.capacitySectors, readOnly: this.readOnly, serial: this.serial };
   }
 

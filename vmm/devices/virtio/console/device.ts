@@ -20,9 +20,10 @@
 // Flow control therefore lives in the backend. Receive chains are taken only when the backend
 // has input, and filled with as much as fits.
 
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { FaasnapError } from '../../../../common/errors.js';
-import { validateState } from '../../../persist.js';
+import { validateState } from '../../../../common/state.js';
+import type { PersistInPlace } from '../../../persist.js';
 import type { VirtioActivation, VirtioDevice } from '../device.js';
 import {
   VIRTIO_CONSOLE_F_MULTIPORT,
@@ -91,8 +92,9 @@ export const VirtioConsoleStateSchema = Type.Object(
   },
   { additionalProperties: false },
 );
+export type VirtioConsoleState = Static<typeof VirtioConsoleStateSchema>;
 
-export class VirtioConsole implements VirtioDevice {
+export class VirtioConsole implements VirtioDevice, PersistInPlace<VirtioConsoleState> {
   readonly deviceType = VIRTIO_ID_CONSOLE;
   readonly queueMaxSizes: readonly number[];
   // No SIZE (the guest need not know a terminal size), no EMERG_WRITE; MULTIPORT with a name.
@@ -163,7 +165,7 @@ export class VirtioConsole implements VirtioDevice {
     this.guestOpenFlag = false;
   }
 
-  save(): unknown {
+  save(): VirtioConsoleState {
     return {
       multiport: this.portName !== undefined,
       pendingControl: this.pendingControl.map((m) => m.toString('base64')),

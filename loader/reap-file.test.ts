@@ -16,7 +16,7 @@ import {
   readReapPages,
   writeReapWorkingSet,
   type ReapManifest,
-} from './reap.js';
+} from './reap-file.js';
 
 const PAGE = REAP_PAGE_SIZE;
 

@@ -2,12 +2,12 @@
 // the FaaSnap loading set by group, the REAP working set and page-cache residency.
 
 import { existsSync, statSync } from 'node:fs';
-import { readLoadingSetManifest } from '../../loader/loading-set-file.js';
-import { readReapManifest } from '../../loader/reap.js';
-import { scanFile } from '../../loader/regions.js';
-import { residentFraction } from './memory-dump.js';
+import { readLoadingSetManifest } from '../loader/loading-set-file.js';
+import { readReapManifest } from '../loader/reap-file.js';
+import { scanFile } from '../loader/regions.js';
+import { residentFraction } from '../vmm/snapshot/memory-dump.js';
 import { snapshotPaths } from './snapshot.js';
-import { readStateFile } from './state-file.js';
+import { readStateFile } from '../vmm/snapshot/state-file.js';
 
 export interface SnapshotInspection {
   cpuTemplate: string;

@@ -1,4 +1,6 @@
 // Guest RAM: one host mapping per memory region, registered with KVM_SET_USER_MEMORY_REGION.
+// It owns the mappings (allocation, KVM slots, release); guest-memory.ts is the pure,
+// bounds-checked view of them that devices read and write through.
 //
 // x86 layout: RAM from 0 up to the MMIO hole at 3 GiB, the rest above 4 GiB. Each region starts
 // as private anonymous memory (zero pages cost no I/O); the snapshot loaders later replace
@@ -7,9 +9,9 @@
 
 import { FaasnapError } from '../common/errors.js';
 import { native } from '../native/index.js';
-import { GuestMemory, PAGE_SIZE } from './guest-memory.js';
+import { PAGE_SIZE } from '../common/page.js';
+import { GuestMemory } from './guest-memory.js';
 
-export { PAGE_SIZE };
 /** First byte of the 32-bit MMIO hole (virtio-mmio devices, IOAPIC, LAPIC live above it). */
 export const MMIO_HOLE_START = 0xc000_0000;
 export const FOUR_GIB = 0x1_0000_0000;

@@ -1,11 +1,9 @@
-// HTTP client of the CLI commands that talk to the daemon. The daemon's URL comes from --url,
-// FAASNAP_URL, or the daemon.json the running daemon wrote into its data dir.
+// HTTP client of the daemon, used by the CLI commands and the benchmark runner. The daemon's URL
+// comes from --url, FAASNAP_URL, or the daemon.json the running daemon wrote into its data dir.
 
 import { existsSync, readFileSync } from 'node:fs';
-import type { Command } from 'commander';
 import { ERRORS, FaasnapError, type ErrorCode } from '../common/errors.js';
-import { DEFAULT_PORT, defaultDataDir } from '../daemon/config.js';
-import { daemonInfoPath } from '../daemon/server.js';
+import { DEFAULT_PORT, daemonInfoPath, defaultDataDir } from '../common/daemon-info.js';
 
 export interface ClientOptions {
   url?: string;
@@ -24,13 +22,6 @@ export function daemonUrl(o: ClientOptions): string {
     }
   }
   return `http://127.0.0.1:${DEFAULT_PORT}`;
-}
-
-/** Adds --url and --json to a command. */
-export function clientOptions(c: Command): Command {
-  return c
-    .option('--url <url>', 'daemon URL (default: FAASNAP_URL or the running daemon)')
-    .option('--json', 'print JSON');
 }
 
 export async function api<T = unknown>(
@@ -68,23 +59,4 @@ export async function api<T = unknown>(
     throw e;
   }
   return parsed as T;
-}
-
-/** Prints JSON with --json, else the human rendering. */
-export function output(o: ClientOptions, value: unknown, human: () => string): void {
-  console.log(o.json ? JSON.stringify(value, null, 2) : human());
-}
-
-/** Left-aligned columns. */
-export function table(rows: string[][]): string {
-  if (rows.length === 0) return '';
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => c.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
 }

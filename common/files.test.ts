@@ -2,15 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { FaasnapError, isFaasnapError } from '../../common/errors.js';
-import {
-  isTempName,
-  removeStaleTemps,
-  tempPathFor,
-  writeAll,
-  writeFileAtomic,
-} from './atomic-file.js';
-import { tempDirs } from '../../test/support/temp-dirs.js';
+import { FaasnapError, isFaasnapError } from './errors.js';
+import { isTempName, removeStaleTemps, tempPathFor, writeAll, writeFileAtomic } from './files.js';
+import { tempDirs } from '../test/support/temp-dirs.js';
 
 const { fresh: freshDir } = tempDirs('atomic');
 

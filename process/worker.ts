@@ -4,22 +4,21 @@
 
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { FaasnapError } from '../../common/errors.js';
-import { createMicroVm } from '../../guest/micro/launch.js';
-import { Kvm } from '../kvm/system.js';
-import { validateState } from '../persist.js';
-import { GUEST_INIT_PATH } from '../../guest/rootfs/index.js';
-import { createLinuxVm } from '../boot/linux-vm.js';
-import { LinuxConsoleMonitor } from '../boot/linux-run.js';
+import { FaasnapError } from '../common/errors.js';
+import { Kvm } from '../vmm/kvm/system.js';
+import { validateState } from '../common/state.js';
+import { bootFlatImage, readFlatImage } from '../vmm/boot/flat.js';
+import { createLinuxVm } from '../vmm/boot/linux-vm.js';
+import { LinuxConsoleMonitor } from '../vmm/boot/linux-run.js';
 import {
   startFaasnapRecording,
   startReapRecording,
   type ReapRecordResult,
   type RecordResult,
   type Recording,
-} from '../snapshot/record.js';
-import { createSnapshot, restoreSnapshot } from '../snapshot/snapshot.js';
-import { Vm } from '../vm.js';
+} from '../restore/record.js';
+import { createSnapshot, restoreSnapshot } from '../restore/snapshot.js';
+import { Vm } from '../vmm/vm.js';
 import { ActionSchema, type Action, type Event, type Reply, type VmmStats } from './protocol.js';
 
 const kvm = Kvm.open();
@@ -87,11 +86,18 @@ async function dispatch(a: Action): Promise<unknown> {
   switch (a.type) {
     case 'ping':
       return { pid: process.pid };
-    case 'boot-micro':
-      attach(
-        createMicroVm({ guest: a.guest, memMiB: a.memMiB, vcpus: a.vcpus, params: a.params, kvm }),
-      );
-      return { phases: current().phases.phases };
+    case 'boot-micro': {
+      const image = readFlatImage(a.image);
+      const v = Vm.create({ memMiB: a.memMiB, vcpus: a.vcpus }, kvm);
+      try {
+        bootFlatImage(v, image, a.params);
+      } catch (e) {
+        v.stop();
+        throw e;
+      }
+      attach(v);
+      return { phases: v.phases.phases };
+    }
     case 'boot-linux': {
       const { vm: v, cmdline } = createLinuxVm({
         kernel: a.kernel,
@@ -99,7 +105,7 @@ async function dispatch(a: Action): Promise<unknown> {
         agentSocket: a.agentSocket,
         memMiB: a.memMiB,
         vcpus: a.vcpus,
-        cmdline: [`init=${GUEST_INIT_PATH}`, ...(a.cmdline ?? [])],
+        cmdline: [`init=${a.init}`, ...(a.cmdline ?? [])],
         kvm,
       });
       attach(v).start();

@@ -4,24 +4,24 @@
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { FaasnapError } from '../../common/errors.js';
-import { PhaseTimer } from '../../common/phases.js';
-import { mapMemoryFileLazily, readMemoryFileEagerly, type MemoryMode } from '../../loader/modes.js';
-import { Prefetcher, mapFaasnapMemory } from '../../loader/faasnap.js';
-import { ReapSession, reapRegions } from '../../loader/reap.js';
+import { FaasnapError } from '../common/errors.js';
+import { PhaseTimer } from '../common/phases.js';
+import { mapMemoryFileLazily, readMemoryFileEagerly, type MemoryMode } from '../loader/modes.js';
+import { Prefetcher, mapFaasnapMemory } from '../loader/faasnap.js';
+import { ReapSession, reapRegions } from '../loader/reap.js';
 import {
   checkLoadingSet,
   readLoadingSetManifest,
   type LoadingSetManifest,
-} from '../../loader/loading-set-file.js';
-import type { FaasnapVariant } from '../../loader/plan.js';
-import { detectCpuTemplate } from '../cpu/template.js';
-import type { Kvm } from '../kvm/system.js';
-import { Vm, type VmConfig } from '../vm.js';
-import { dropPageCache, loadPageCache, writeMemoryFile } from './memory-dump.js';
-import { checkMemoryFile } from './memory-file.js';
-import { readStateFile, writeStateFile } from './state-file.js';
-import { VmConfigSchema, VmSavedStateSchema } from './vm-state.js';
+} from '../loader/loading-set-file.js';
+import type { FaasnapVariant } from '../loader/plan.js';
+import { detectCpuTemplate } from '../vmm/cpu/template.js';
+import type { Kvm } from '../vmm/kvm/system.js';
+import { Vm, type VmConfig } from '../vmm/vm.js';
+import { dropPageCache, loadPageCache, writeMemoryFile } from '../vmm/snapshot/memory-dump.js';
+import { checkMemoryFile } from '../common/files.js';
+import { readStateFile, writeStateFile } from '../vmm/snapshot/state-file.js';
+import { VmConfigSchema, VmSavedStateSchema } from '../vmm/snapshot/vm-state.js';
 import type { Static } from '@sinclair/typebox';
 
 export const STATE_FILE = 'state.bin';

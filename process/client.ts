@@ -1,11 +1,11 @@
-// Controller side of one VMM process: forks vmm/process/worker.js, sends typed actions and
+// Controller side of one VMM process: forks process/worker.js, sends typed actions and
 // matches replies by id. A crash of the process fails every pending call with VMM_CRASHED and
 // is reported once through onExit.
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { getPriority, setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { FaasnapError, type ErrorCode, ERRORS } from '../../common/errors.js';
+import { FaasnapError, type ErrorCode, ERRORS } from '../common/errors.js';
 import { BACKGROUND_NICE, setProcessNice } from './priority.js';
 import type { Action, Event, Reply } from './protocol.js';
 

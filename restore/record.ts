@@ -1,18 +1,18 @@
-// Recording a snapshot's working set for FaaSnap (DESIGN.md §4.3–4.4): restore the snapshot
+// Recording a snapshot's working set for FaaSnap (docs/architecture.md, "Working-set groups", "Loading set"): restore the snapshot
 // lazily with a cold page cache, run the function once with its record input while mincore
 // scans group the pages, then write the loading-set file and its manifest beside the snapshot.
 
-import { scanFile, type RegionScanOptions } from '../../loader/regions.js';
-import { buildLoadingSet, type LoadingSetManifest } from '../../loader/loading-set-file.js';
-import { MincoreRecorder, type RecorderOptions } from '../../loader/recorder.js';
-import type { Kvm } from '../kvm/system.js';
-import type { Vm } from '../vm.js';
-import { dropPageCache } from './memory-dump.js';
-import { readStateFile } from './state-file.js';
+import { scanFile, type RegionScanOptions } from '../loader/regions.js';
+import { buildLoadingSet, type LoadingSetManifest } from '../loader/loading-set-file.js';
+import { MincoreRecorder, type RecorderOptions } from '../loader/recorder.js';
+import type { Kvm } from '../vmm/kvm/system.js';
+import type { Vm } from '../vmm/vm.js';
+import { dropPageCache } from '../vmm/snapshot/memory-dump.js';
+import { readStateFile } from '../vmm/snapshot/state-file.js';
 import { relocateAgentChannel, restoreSnapshot, snapshotPaths } from './snapshot.js';
-import { ReapSession, reapRegions, type ReapStats } from '../../loader/reap.js';
-import { Vm as VmClass } from '../vm.js';
-import { VmConfigSchema, VmSavedStateSchema } from './vm-state.js';
+import { ReapSession, reapRegions, type ReapStats } from '../loader/reap.js';
+import { Vm as VmClass } from '../vmm/vm.js';
+import { VmConfigSchema, VmSavedStateSchema } from '../vmm/snapshot/vm-state.js';
 
 export interface RecordOptions extends RecorderOptions, RegionScanOptions {
   kvm?: Kvm;

@@ -4,7 +4,7 @@
 // serialisation; every incoming action is validated before it is dispatched.
 
 import { Type, type Static } from '@sinclair/typebox';
-import { MEMORY_MODES } from '../../loader/modes.js';
+import { MEMORY_MODES } from '../loader/modes.js';
 
 const Mode = Type.Union(MEMORY_MODES.map((m) => Type.Literal(m)));
 
@@ -13,10 +13,12 @@ export const ActionSchema = Type.Union([
   Type.Object({
     id: Type.Integer(),
     type: Type.Literal('boot-micro'),
-    guest: Type.String({ minLength: 1 }),
+    /** Path of the flat image (the controller resolves a micro-guest's name: microBootImage). */
+    image: Type.String({ minLength: 1 }),
     memMiB: Type.Integer({ minimum: 8, maximum: 65536 }),
     vcpus: Type.Integer({ minimum: 1, maximum: 8 }),
-    params: Type.Optional(Type.Uint8Array()),
+    /** The parameter blob, the guest's defaults included (the controller fills them in). */
+    params: Type.Uint8Array(),
   }),
   /** Boots a Linux guest from a kernel and a root image, with the agent channel at agentSocket. */
   Type.Object({
@@ -24,6 +26,8 @@ export const ActionSchema = Type.Union([
     type: Type.Literal('boot-linux'),
     kernel: Type.String({ minLength: 1 }),
     rootfs: Type.String({ minLength: 1 }),
+    /** The guest's init inside the root image (`init=` on the command line). */
+    init: Type.String({ minLength: 1 }),
     memMiB: Type.Integer({ minimum: 64, maximum: 65536 }),
     vcpus: Type.Integer({ minimum: 1, maximum: 8 }),
     agentSocket: Type.String({ minLength: 1, maxLength: 107 }),

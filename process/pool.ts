@@ -3,7 +3,7 @@
 // at the lowest CPU priority: a refill begins exactly when a restore does, and at normal priority
 // its start-up took CPU from the guest being resumed (priority.ts).
 
-import { FaasnapError } from '../../common/errors.js';
+import { FaasnapError } from '../common/errors.js';
 import { VmmProcess } from './client.js';
 import { canStartInBackground } from './priority.js';
 

@@ -1,0 +1,88 @@
+// The lab itself (tier "lab": QEMU on the host, ~10-30 s a boot): a command runs in L1 with a
+// hardware-style /dev/kvm (AMD SVM), in the caller's folder and environment, its output comes
+// back and its exit status is the run's; a run past its timeout is killed with LAB_TIMEOUT and
+// leaves no QEMU process and no run folder behind.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import { isFaasnapError } from '../../common/errors.js';
+import { repoRoot } from '../../guest/rootfs/index.js';
+import { runInLab } from '../../lab/run.js';
+
+function collector(): { stream: Writable; text: () => string } {
+  const chunks: Buffer[] = [];
+  return {
+    stream: new Writable({
+      write(c: Buffer, _e, cb) {
+        chunks.push(c);
+        cb();
+      },
+    }),
+    text: () => Buffer.concat(chunks).toString(),
+  };
+}
+
+const qemuProcesses = (): number => {
+  try {
+    return Number(execFileSync('pgrep', ['-c', '-f', 'qemu-system-x86_64'], { encoding: 'utf8' }));
+  } catch {
+    return 0; // pgrep exits 1 when nothing matches
+  }
+};
+const runDirs = (): string[] => readdirSync(tmpdir()).filter((f) => f.startsWith('faasnap-lab-'));
+
+const base = { vcpus: 2, memoryMiB: 1024, diskGiB: 2, cwd: repoRoot() };
+
+test(
+  'a command runs in L1 on hardware-style KVM with the caller’s folder and environment',
+  { timeout: 5 * 60_000 },
+  async () => {
+    const out = collector();
+    const status = await runInLab({
+      ...base,
+      command: [
+        'sh',
+        '-c',
+        // svm in L1's cpuinfo and kvm_amd loaded: KVM here is AMD SVM, not PVM.
+        'grep -qw svm /proc/cpuinfo && test -d /sys/module/kvm_amd && test -c /dev/kvm && echo kvm-amd; ' +
+          'echo "cwd=$(pwd) v=$LAB_TEST_VALUE"; echo to-stderr >&2; ' +
+          'mount | grep -q " /tmp type ext4" && echo tmp-ext4; exit 7',
+      ],
+      timeoutMs: 4 * 60_000,
+      env: { PATH: process.env.PATH, LAB_TEST_VALUE: "it's here" },
+      stdout: out.stream,
+    });
+    assert.equal(status, 7, out.text());
+    const text = out.text();
+    assert.match(text, /^kvm-amd$/m);
+    assert.ok(text.includes(`cwd=${repoRoot()} v=it's here`), text);
+    assert.match(text, /^to-stderr$/m);
+    assert.match(text, /^tmp-ext4$/m);
+  },
+);
+
+test(
+  'a command past its timeout is killed: LAB_TIMEOUT, no QEMU and no run folder left',
+  { timeout: 5 * 60_000 },
+  async () => {
+    const before = { qemu: qemuProcesses(), dirs: runDirs() };
+    const out = collector();
+    await assert.rejects(
+      runInLab({
+        ...base,
+        command: ['sh', '-c', 'echo started; sleep 600'],
+        timeoutMs: 60_000,
+        env: { PATH: process.env.PATH },
+        stdout: out.stream,
+      }),
+      (e) => isFaasnapError(e, 'LAB_TIMEOUT') && typeof e.details.consoleTail === 'string',
+    );
+    assert.match(out.text(), /started/, 'the command had started before the timeout');
+    assert.equal(qemuProcesses(), before.qemu);
+    assert.deepEqual(runDirs(), before.dirs);
+  },
+);
