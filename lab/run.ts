@@ -28,6 +28,9 @@ import { ensureLabAssets, MKFS_EXT4, type LabAssets } from './assets.js';
  */
 export const LAB_CPU = 'qemu64,+svm,+npt';
 
+/** L1 runs everything under TCG, ~10x slower: fixed waits stretch by this (common/time-scale.ts). */
+export const LAB_TIME_SCALE = '10';
+
 export interface LabRunOptions {
   command: readonly string[];
   vcpus: number;
@@ -116,7 +119,8 @@ export async function runInLab(o: LabRunOptions): Promise<number> {
       join(runDir, 'lab.conf'),
       `PROJECT=${shellQuote(project)}\nCACHE=${shellQuote(cache ?? '')}\n`,
     );
-    writeFileSync(join(runDir, 'cmd.sh'), commandScript(o.command, o.cwd, o.env));
+    const env = { FAASNAP_TIME_SCALE: LAB_TIME_SCALE, ...o.env };
+    writeFileSync(join(runDir, 'cmd.sh'), commandScript(o.command, o.cwd, env));
     const disk = join(runDir, 'data.img');
     closeSync(openSync(disk, 'w'));
     execFileSync('truncate', ['-s', `${o.diskGiB}G`, disk]);

@@ -2,6 +2,7 @@
 // matches replies by id. A crash of the process fails every pending call with VMM_CRASHED and
 // is reported once through onExit.
 
+import { scaledMs } from '../common/time-scale.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { getPriority, setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -16,9 +17,9 @@ type ActionBody = Action extends infer A
   : never;
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
-const START_TIMEOUT_MS = 10_000;
+const START_TIMEOUT_MS = scaledMs(10_000);
 /** A background start-up only gets idle CPU, so a busy machine may starve it for a while. */
-const BACKGROUND_START_TIMEOUT_MS = 60_000;
+const BACKGROUND_START_TIMEOUT_MS = scaledMs(60_000);
 
 const CONSOLE_TAIL_BYTES = 4096;
 

@@ -11,6 +11,7 @@
 //   record  the VMM process restores the snapshot with the recorder attached and returns; the
 //           runtime drives the record invocation through the agent, then `record-finish`.
 
+import { scaledMs } from '../../common/time-scale.js';
 import { existsSync } from 'node:fs';
 import { FaasnapError, isFaasnapError } from '../../common/errors.js';
 import { AgentClient, type InvokeResult } from '../../guest/agent/client.js';
@@ -32,9 +33,9 @@ export interface GuestImage {
 }
 
 /** Boot to a ready agent takes ~55 s on a PVM host (emulated guest kernel); leave headroom. */
-export const AGENT_BOOT_TIMEOUT_MS = 5 * 60_000;
+export const AGENT_BOOT_TIMEOUT_MS = scaledMs(5 * 60_000);
 /** A restored agent answers its first message in well under a second; allow slow disks. */
-const RESTORE_TIMEOUT_MS = 30_000;
+const RESTORE_TIMEOUT_MS = scaledMs(30_000);
 /** The agent boots with the guest: Linux needs more than the micro-guests' few MiB. */
 const MIN_MEMORY_MIB = 128;
 const HANDLER_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;

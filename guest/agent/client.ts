@@ -3,6 +3,7 @@
 // VM's console socket (vmm/devices/virtio/console/unix-socket-backend.ts) or, in tests, a pipe
 // to an agent running on the host.
 
+import { scaledMs } from '../../common/time-scale.js';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
@@ -103,8 +104,8 @@ export class AgentClient extends EventEmitter<ClientEvents> {
     this.storage = opts.storage ?? new MemoryStorage();
     this.maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
     this.decoder = new FrameDecoder({ maxFrameBytes: this.maxFrameBytes });
-    this.pingTimeoutMs = opts.pingTimeoutMs ?? 30_000;
-    this.resultGraceMs = opts.resultGraceMs ?? 30_000;
+    this.pingTimeoutMs = opts.pingTimeoutMs ?? scaledMs(30_000);
+    this.resultGraceMs = opts.resultGraceMs ?? scaledMs(30_000);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('close', () => this.onClose());
     // 'close' follows; an error event without a listener would crash the process.

@@ -2,6 +2,7 @@
 // committed OpenAPI document, invalid bodies / unknown ids / wrong states get their documented
 // 4xx with a registry code, and a property-based fuzz over request bodies never gets a 5xx.
 
+import { scaledMs } from '../../common/time-scale.js';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ERRORS } from '../../common/errors.js';
@@ -21,7 +22,10 @@ function expectError(
 async function deployTouch(d: TestDaemon): Promise<string> {
   assert.equal((await d.call('POST', '/functions', TOUCH_FN)).status, 201);
   assert.equal((await d.call('POST', `/functions/${TOUCH_FN.name}/deploy`)).status, 202);
-  const w = await d.call('GET', `/functions/${TOUCH_FN.name}/wait?state=ready&timeoutMs=60000`);
+  const w = await d.call(
+    'GET',
+    `/functions/${TOUCH_FN.name}/wait?state=ready&timeoutMs=${scaledMs(60000)}`,
+  );
   assert.equal(w.body.reached, true, JSON.stringify(w.body));
   return w.body.function.readySnapshot as string;
 }
@@ -93,7 +97,10 @@ kvmTest(
         'FUNCTION_STATE',
       );
       expectError(await d.call('DELETE', `/functions/${TOUCH_FN.name}`), 409, 'FUNCTION_STATE');
-      const w = await d.call('GET', `/functions/${TOUCH_FN.name}/wait?state=ready&timeoutMs=60000`);
+      const w = await d.call(
+        'GET',
+        `/functions/${TOUCH_FN.name}/wait?state=ready&timeoutMs=${scaledMs(60000)}`,
+      );
       assert.equal(w.body.reached, true, JSON.stringify(w.body));
       const snap = w.body.function.readySnapshot as string;
       assert.equal((await d.call('GET', '/functions')).body.length, 2);

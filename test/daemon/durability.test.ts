@@ -3,6 +3,7 @@
 // complete snapshot is found and served, half-made work is cleaned or marked failed, and
 // no VMM process outlives its daemon.
 
+import { scaledMs } from '../../common/time-scale.js';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -71,7 +72,8 @@ kvmTest(
       });
       await call('POST', '/functions/keep/deploy');
       assert.equal(
-        (await call('GET', '/functions/keep/wait?state=ready&timeoutMs=60000')).body.reached,
+        (await call('GET', `/functions/keep/wait?state=ready&timeoutMs=${scaledMs(60000)}`)).body
+          .reached,
         true,
       );
       const done = await call('POST', '/functions/keep/invocations', {
@@ -136,7 +138,12 @@ kvmTest(
       assert.equal(again.body.result.checksum, done.body.result.checksum);
       await call('POST', '/functions/cut/deploy');
       assert.equal(
-        (await call('GET', '/functions/cut/wait?state=ready&timeoutMs=120000')).body.reached,
+        (
+          await call(
+            'GET',
+            `/functions/cut/wait?state=ready&timeoutMs=${Math.min(scaledMs(120000), 600_000)}`,
+          )
+        ).body.reached,
         true,
       );
 

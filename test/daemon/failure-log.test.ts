@@ -1,6 +1,7 @@
 // A deploy that fails writes one error-level daemon log line naming the function, the step and
 // the code, and the function keeps the error (details included) for GET /functions/{name}.
 
+import { scaledMs } from '../../common/time-scale.js';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { kvmTest } from '../kvm/support.js';
@@ -28,7 +29,10 @@ kvmTest(
       };
       assert.equal((await d.call('POST', '/functions', fn)).status, 201);
       assert.equal((await d.call('POST', '/functions/stuck/deploy')).status, 202);
-      const w = await d.call('GET', '/functions/stuck/wait?state=failed&timeoutMs=60000');
+      const w = await d.call(
+        'GET',
+        `/functions/stuck/wait?state=failed&timeoutMs=${scaledMs(60000)}`,
+      );
       assert.equal(w.body.reached, true, JSON.stringify(w.body));
       assert.equal(w.body.function.error.code, 'FUNCTION_TIMEOUT');
 

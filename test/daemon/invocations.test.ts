@@ -2,6 +2,7 @@
 // separate copies return correct results in every memory mode; function timeouts, VMM crashes,
 // corrupt or missing snapshots and resource limits answer as documented and leak no VM.
 
+import { scaledMs } from '../../common/time-scale.js';
 import assert from 'node:assert/strict';
 import { truncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,7 +39,7 @@ kvmTest(
       await d.call('POST', `/functions/${TOUCH_FN.name}/deploy`);
       const ready = await d.call(
         'GET',
-        `/functions/${TOUCH_FN.name}/wait?state=ready&timeoutMs=60000`,
+        `/functions/${TOUCH_FN.name}/wait?state=ready&timeoutMs=${scaledMs(60000)}`,
       );
       assert.equal(ready.body.reached, true, JSON.stringify(ready.body));
       const snap = ready.body.function.readySnapshot as string;

@@ -6,12 +6,13 @@
 // The daemon may run one VM at a time, so the idle warm VM is evicted for the next deploy.
 // Each deploy boots the guest once (~1 min).
 
+import { scaledMs } from '../../common/time-scale.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { guestFiles } from '../guest/support.js';
 import { startDaemon, type TestDaemon } from './support.js';
 
-const DEPLOY_TIMEOUT_MS = 10 * 60_000;
+const DEPLOY_TIMEOUT_MS = 10 * 60_000; // the wait route's maximum
 const PY = {
   name: 'py-hello',
   runtime: 'python',
@@ -64,7 +65,7 @@ const phaseNames = (inv: { phases: { name: string }[] }) => inv.phases.map((p) =
 
 test(
   'python and node functions deploy and run in every mode (tier 3)',
-  { timeout: 40 * 60_000 },
+  { timeout: scaledMs(40 * 60_000) },
   async (t) => {
     const files = guestFiles();
     if (typeof files === 'string') return t.skip(files);

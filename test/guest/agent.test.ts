@@ -5,6 +5,7 @@
 // by side (vanilla and faasnap): each answers, its wall clock is corrected, and the clones do
 // not share randomness.
 
+import { scaledMs } from '../../common/time-scale.js';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
@@ -36,7 +37,7 @@ after(async () => {
   await Promise.all(extraVmms.map((v) => v.kill()));
 });
 
-describe('Linux guest with the agent (tier 3)', { timeout: 15 * 60_000 }, () => {
+describe('Linux guest with the agent (tier 3)', { timeout: scaledMs(15 * 60_000) }, () => {
   before(async () => {
     const files = guestFiles();
     if (typeof files === 'string') skipReason = files;

@@ -3,6 +3,7 @@
 // every mode then run input B (placed into guest RAM before resume) and must compute B's
 // checksum over the snapshot's memory.
 
+import { scaledMs } from '../../common/time-scale.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,7 +42,7 @@ const B = input(Array.from({ length: 2048 }, (_, i) => 1024 + ((i * 29) % 2048))
 async function runWith(vm: Vm, params: TouchParams): Promise<bigint | undefined> {
   vm.memory.write(MICRO_PARAM_GPA, encodeTouchParams(params));
   vm.resume();
-  await vm.runToCompletion(60_000);
+  await vm.runToCompletion(scaledMs(60_000));
   return parseTouchOutput(vm.console.text()).checksum;
 }
 
@@ -74,7 +75,7 @@ kvmTest(
   'recording writes a loading set grouped by first access, smaller than the memory file',
   async () => {
     const result = await recordFaasnap(dir, async (vm) => {
-      await vm.runToCompletion(60_000);
+      await vm.runToCompletion(scaledMs(60_000));
       assert.equal(parseTouchOutput(vm.console.text()).checksum, touchExpectedChecksum(A, image));
     });
     const m = result.manifest;
@@ -113,7 +114,7 @@ kvmTest(
 
 kvmTest('REAP recording writes the faulted pages in fault order', async () => {
   const result = await recordReap(dir, async (vm) => {
-    await vm.runToCompletion(60_000);
+    await vm.runToCompletion(scaledMs(60_000));
     assert.equal(parseTouchOutput(vm.console.text()).checksum, touchExpectedChecksum(A, image));
   });
   // Every data page A reads faulted once (plus the few code, stack and parameter pages).

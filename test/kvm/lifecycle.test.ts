@@ -1,6 +1,7 @@
 // Tier 2: VM lifecycle on real KVM — pause/resume keeps the guest's running state, stop releases
 // every fd, thread and mapping, and guests that crash or hang end with a clear error.
 
+import { scaledMs } from '../../common/time-scale.js';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isFaasnapError } from '../../common/errors.js';
@@ -24,8 +25,8 @@ kvmTest('pause parks every vCPU mid-computation and resume finishes it correctly
     vcpus: 2,
     params: encodeTouchParams(params),
   });
-  const done = vm.runToCompletion(60_000);
-  await vm.console.waitFor(/progress 0000000000000[1-9a-f]00/, 30_000);
+  const done = vm.runToCompletion(scaledMs(60_000));
+  await vm.console.waitFor(/progress 0000000000000[1-9a-f]00/, scaledMs(30_000));
   await vm.pause();
   assert.equal(vm.state, 'paused');
   assert.ok(vm.vcpus.every((v) => v.runState === 'parked'));
@@ -50,17 +51,17 @@ kvmTest('pause parks every vCPU mid-computation and resume finishes it correctly
 
 kvmTest('stop releases every fd, thread and mapping, also mid-run and with a disk', async () => {
   // Warm-up: lets Node create its lazily started threads and mappings before we count.
-  await createMicroVm({ guest: 'hello', memMiB: 16, vcpus: 2 }).runToCompletion(30_000);
+  await createMicroVm({ guest: 'hello', memMiB: 16, vcpus: 2 }).runToCompletion(scaledMs(30_000));
   // Sizes V8 does not use, so guest RAM is told apart from Node's own mappings.
   const sizes = [40, 24];
   const before = { fds: openFds(), threads: threads(), maps: await vmMappings(sizes) };
 
   const finished = createMicroVm({ guest: 'hello', memMiB: 40, vcpus: 2 });
-  await finished.runToCompletion(30_000);
+  await finished.runToCompletion(scaledMs(30_000));
 
   const midRun = createMicroVm({ guest: 'hang', memMiB: 40, vcpus: 2 });
   midRun.start();
-  await midRun.console.waitFor('hanging', 10_000);
+  await midRun.console.waitFor('hanging', scaledMs(10_000));
   assert.ok(threads() >= before.threads + 2, 'each vCPU has its own thread while running');
   midRun.stop();
   assert.equal(midRun.state, 'stopped');
@@ -82,7 +83,9 @@ kvmTest('stop releases every fd, thread and mapping, also mid-run and with a dis
 kvmTest('a guest that triple-faults is reported as GUEST_TRIPLE_FAULT and released', async () => {
   const before = openFds();
   const vm = createMicroVm({ guest: 'triple-fault', memMiB: 16, vcpus: 1 });
-  await assert.rejects(vm.runToCompletion(30_000), (e) => isFaasnapError(e, 'GUEST_TRIPLE_FAULT'));
+  await assert.rejects(vm.runToCompletion(scaledMs(30_000)), (e) =>
+    isFaasnapError(e, 'GUEST_TRIPLE_FAULT'),
+  );
   assert.equal(vm.state, 'stopped');
   assert.match(vm.console.text(), /about to fault/);
   assert.equal(openFds(), before);

@@ -1,6 +1,7 @@
 // Tier 2: each micro-guest boots on real KVM and produces its expected output, checked against
 // independent TypeScript computations (guest/micro/index.ts).
 
+import { scaledMs } from '../../common/time-scale.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,7 +22,7 @@ import { kvmTest } from './support.js';
 
 kvmTest('hello prints from CPL0 and CPL3 with the expected sum and shuts down', async () => {
   const vm = createMicroVm({ guest: 'hello', memMiB: 16, vcpus: 1 });
-  const exit = await vm.runToCompletion(30_000);
+  const exit = await vm.runToCompletion(scaledMs(30_000));
   assert.equal(exit.reason, 'reset');
   const out = parseHelloOutput(vm.console.text());
   assert.equal(out.cpl0, true);
@@ -31,7 +32,7 @@ kvmTest('hello prints from CPL0 and CPL3 with the expected sum and shuts down', 
 
 kvmTest('multiple vCPUs start and check in', async () => {
   const vm = createMicroVm({ guest: 'hello', memMiB: 16, vcpus: 2 });
-  await vm.runToCompletion(30_000);
+  await vm.runToCompletion(scaledMs(30_000));
   assert.equal(parseHelloOutput(vm.console.text()).vcpus, 2);
 });
 
@@ -45,7 +46,7 @@ kvmTest('touch writes a pattern over pages in a given order and reports its chec
     vcpus: 1,
     params: encodeTouchParams(params),
   });
-  await vm.runToCompletion(30_000);
+  await vm.runToCompletion(scaledMs(30_000));
   const out = parseTouchOutput(vm.console.text());
   assert.equal(out.pages, pages.length);
   assert.equal(out.checksum, touchExpectedChecksum(params));
@@ -67,7 +68,7 @@ kvmTest('touch read-only checksums memory the host prepared', async () => {
     for (let i = 0; i < 4096; i++) ram[gpa + i] = (p * 31 + i) & 0xff;
     vm.memory.write(gpa, ram.subarray(gpa, gpa + 4096));
   }
-  await vm.runToCompletion(30_000);
+  await vm.runToCompletion(scaledMs(30_000));
   assert.equal(parseTouchOutput(vm.console.text()).checksum, touchExpectedChecksum(params, ram));
 });
 
@@ -87,7 +88,7 @@ kvmTest(
         disk,
         diskWritable: true,
       });
-      await vm.runToCompletion(30_000);
+      await vm.runToCompletion(scaledMs(30_000));
       const out = parseBlkOutput(vm.console.text());
       assert.equal(out.error, undefined, vm.console.text());
       assert.equal(out.read?.status, 0);
@@ -109,7 +110,7 @@ kvmTest('a read-only disk rejects the guest write with an I/O error status', asy
     const disk = join(dir, 'disk.img');
     writeFileSync(disk, Buffer.alloc(16 * 1024, 0xab));
     const vm = createMicroVm({ guest: 'virtio-blk', memMiB: 16, vcpus: 1, disk });
-    await vm.runToCompletion(30_000);
+    await vm.runToCompletion(scaledMs(30_000));
     const out = parseBlkOutput(vm.console.text());
     assert.equal(out.read?.status, 0);
     assert.equal(out.writeStatus, 1); // VIRTIO_BLK_S_IOERR

@@ -2,6 +2,7 @@
 // computation finishes with the uninterrupted result, restored RAM equals the snapshot, many
 // sequential and parallel restores work, and bad snapshot files fail cleanly.
 
+import { scaledMs } from '../../common/time-scale.js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
@@ -45,7 +46,7 @@ function ramDigest(vm: Vm): string {
 /** Runs a restored VM to completion and returns the guest's checksum line. */
 async function finish(vm: Vm): Promise<bigint | undefined> {
   vm.resume();
-  await vm.runToCompletion(60_000);
+  await vm.runToCompletion(scaledMs(60_000));
   return parseTouchOutput(vm.console.text()).checksum;
 }
 
@@ -66,7 +67,7 @@ before(async () => {
     params: encodeTouchParams(params),
   });
   vm.start();
-  await vm.console.waitFor(/progress 0000000000001[0-9a-f]00/, 30_000);
+  await vm.console.waitFor(/progress 0000000000001[0-9a-f]00/, scaledMs(30_000));
   await vm.pause();
   await createSnapshot(vm, join(dir, 'base'));
   vm.stop();
@@ -116,7 +117,7 @@ kvmTest(
 kvmTest('a snapshot of a restored VM (a chain) restores and finishes correctly', async () => {
   const vm = await restoreSnapshot(join(dir, 'base'), { mode: 'vanilla' });
   vm.resume();
-  await vm.console.waitFor(/progress 0000000000002[0-9a-f]00/, 30_000);
+  await vm.console.waitFor(/progress 0000000000002[0-9a-f]00/, scaledMs(30_000));
   await vm.pause();
   await createSnapshot(vm, join(dir, 'chain'));
   vm.stop();

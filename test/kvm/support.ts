@@ -2,6 +2,7 @@
 // (and fails instead when FAASNAP_REQUIRE_KVM=1, as CI sets it), and process resource counters
 // used to prove that a stopped VM released everything.
 
+import { scaledMs } from '../../common/time-scale.js';
 import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { test, type TestContext } from 'node:test';
 
@@ -14,7 +15,7 @@ export function kvmTest(
   fn: (t: TestContext) => Promise<void> | void,
   timeoutMs = 120_000,
 ): void {
-  test(name, { timeout: timeoutMs }, async (t) => {
+  test(name, { timeout: scaledMs(timeoutMs) }, async (t) => {
     if (!KVM_PRESENT) {
       if (REQUIRED)
         throw new Error(

@@ -2,6 +2,7 @@
 // so the vCPU's faults (taken inside KVM) are served by the native server from a memory file.
 // REAP end to end: record the touch guest's working set, then replay it on a fresh VM.
 
+import { scaledMs } from '../../common/time-scale.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -61,7 +62,7 @@ kvmTest(
       const vm = launch();
       const record = ReapSession.record({ regions: reapRegions(vm.guestRam), memoryFile });
       vm.own(record);
-      await vm.runToCompletion(30_000);
+      await vm.runToCompletion(scaledMs(30_000));
       assert.equal(parseTouchOutput(vm.console.text()).checksum, expected);
       record.assertServed();
       const recorded = Array.from(record.recorded());
@@ -87,7 +88,7 @@ kvmTest(
         dir,
       });
       vm2.own(replay);
-      await vm2.runToCompletion(30_000);
+      await vm2.runToCompletion(scaledMs(30_000));
       assert.equal(parseTouchOutput(vm2.console.text()).checksum, expected);
       replay.assertServed();
       const s = replay.stats();
@@ -112,7 +113,7 @@ kvmTest('replay serves pages outside the working set on demand (a different inpu
     });
     const record = ReapSession.record({ regions: reapRegions(vm.guestRam), memoryFile });
     vm.own(record);
-    await vm.runToCompletion(30_000);
+    await vm.runToCompletion(scaledMs(30_000));
     await record.saveWorkingSet(dir);
 
     // The next invocation touches two recorded pages and three new ones.
@@ -129,7 +130,7 @@ kvmTest('replay serves pages outside the working set on demand (a different inpu
       dir,
     });
     vm2.own(replay);
-    await vm2.runToCompletion(30_000);
+    await vm2.runToCompletion(scaledMs(30_000));
     assert.equal(
       parseTouchOutput(vm2.console.text()).checksum,
       touchExpectedChecksum(params, image),
@@ -146,7 +147,7 @@ kvmTest('two vCPUs fault concurrently on shared guest memory served by userfault
     const vm = createMicroVm({ guest: 'hello', memMiB: 16, vcpus: 2 });
     const record = ReapSession.record({ regions: reapRegions(vm.guestRam), memoryFile });
     vm.own(record);
-    await vm.runToCompletion(60_000);
+    await vm.runToCompletion(scaledMs(60_000));
     const out = parseHelloOutput(vm.console.text());
     assert.equal(out.vcpus, 2);
     assert.equal(out.sum, helloSum());
@@ -167,14 +168,14 @@ kvmTest('stopping a VM mid-run under userfaultfd releases vCPU threads, the serv
     // Warm-up run so Node's lazily created threads exist before counting.
     const warm = launch();
     warm.own(ReapSession.record({ regions: reapRegions(warm.guestRam), memoryFile }));
-    await warm.runToCompletion(60_000);
+    await warm.runToCompletion(scaledMs(60_000));
     const before = { fds: openFds(), threads: threads() };
 
     const vm = launch();
     const session = ReapSession.record({ regions: reapRegions(vm.guestRam), memoryFile });
     vm.own(session);
     vm.start();
-    await vm.console.waitFor(/progress 0000000000000[1-9a-f]00/, 30_000);
+    await vm.console.waitFor(/progress 0000000000000[1-9a-f]00/, scaledMs(30_000));
     assert.ok(threads() >= before.threads + 3, 'two vCPU threads and the fault server');
     vm.stop();
     assert.equal((await vm.wait()).reason, 'stopped');
