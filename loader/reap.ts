@@ -95,10 +95,25 @@ export class ReapSession {
    * demand. Returns when the working set is in guest RAM: resume the vCPUs after this.
    */
   static async replay(opts: ReapReplayOptions): Promise<ReapSession> {
-    const memoryFileBytes = fstatSizeOf(opts.memoryFile);
-    const manifest = await readReapManifest(opts.dir, { memoryFileBytes, ...opts.expect });
+    const manifest = await ReapSession.readManifest(opts.dir, opts.memoryFile, opts.expect);
+    return ReapSession.replayManifest(manifest, opts);
+  }
+
+  /** The recorded working set in `dir`, checked against the memory file (and `expect`). */
+  static async readManifest(
+    dir: string,
+    memoryFile: string,
+    expect: ReapExpectation = {},
+  ): Promise<ReapManifest> {
+    const memoryFileBytes = fstatSizeOf(memoryFile);
+    const manifest = await readReapManifest(dir, { memoryFileBytes, ...expect });
     if (!manifest)
-      throw invalidReapFile(`no ${REAP_MANIFEST} in ${opts.dir}: record a working set first`);
+      throw invalidReapFile(`no ${REAP_MANIFEST} in ${dir}: record a working set first`);
+    return manifest;
+  }
+
+  /** replay() with the manifest already read: synchronous, for use while a VM is restored. */
+  static replayManifest(manifest: ReapManifest, opts: ReapReplayOptions): ReapSession {
     checkPagesInRegions(manifest.pages, opts.regions);
     const session = ReapSession.open('replay', opts);
     try {

@@ -145,18 +145,15 @@ export async function startReapRecording(
     stateSchema: VmSavedStateSchema,
   });
   relocateAgentChannel(state.state, opts.agentSocket);
-  const vm = VmClass.restore(state.config, state.state, opts.kvm);
-  let session: ReapSession;
-  try {
+  let session: ReapSession | undefined;
+  // The userfaultfd is registered before the vCPU state is restored (see Vm.restore).
+  const vm = VmClass.restore(state.config, state.state, opts.kvm, (v) => {
     session = ReapSession.record({
-      regions: reapRegions(vm.guestRam),
+      regions: reapRegions(v.guestRam),
       memoryFile: paths.memoryFile,
     });
-  } catch (e) {
-    vm.stop();
-    throw e;
-  }
-  vm.own(session); // closed after the vCPU threads, which may still be faulting
+    v.own(session); // closed after the vCPU threads, which may still be faulting
+  });
   const t0 = performance.now();
   try {
     await opts.prepare?.(vm);
@@ -168,9 +165,9 @@ export async function startReapRecording(
   const finish = async (): Promise<ReapRecordResult> => {
     vm.stop();
     const recordMs = performance.now() - t0;
-    session.assertServed();
-    const stats = session.stats();
-    await session.saveWorkingSet(paths.reapDir, { snapshotId: state.checksum });
+    session!.assertServed();
+    const stats = session!.stats();
+    await session!.saveWorkingSet(paths.reapDir, { snapshotId: state.checksum });
     return { pages: stats.recordedPages, stats, recordMs };
   };
   return { vm, finish, abort: () => vm.stop() };

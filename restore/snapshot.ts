@@ -151,11 +151,15 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
     }
   }
   relocateAgentChannel(file.state, opts.agentSocket);
-  t = performance.now();
-  const vm = Vm.restore(file.config, file.state, opts.kvm);
-  timer.record('restore-vm', t);
-  try {
-    t = performance.now();
+  // REAP's working-set manifest is read (and checked) before the VM exists: attaching memory
+  // happens inside Vm.restore, which cannot wait.
+  const reapManifest =
+    opts.mode === 'reap'
+      ? await ReapSession.readManifest(paths.reapDir, memoryFile, { snapshotId: file.checksum })
+      : undefined;
+  let memory: { startMs: number; durationMs: number } | undefined;
+  const attachMemory = (vm: Vm): void => {
+    const m0 = performance.now();
     switch (opts.mode) {
       case 'eager':
         readMemoryFileEagerly(vm.guestRam, memoryFile);
@@ -167,11 +171,10 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
       case 'reap': {
         // Guest RAM is still untouched anonymous memory: every page the guest needs faults
         // into the userfaultfd server, except the working set installed here before resume.
-        const session = await ReapSession.replay({
+        const session = ReapSession.replayManifest(reapManifest!, {
           regions: reapRegions(vm.guestRam),
           memoryFile,
           dir: paths.reapDir,
-          expect: { snapshotId: file.checksum },
         });
         vm.own(session);
         vm.loader = { mode: opts.mode, reap: session };
@@ -180,17 +183,25 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
       default: {
         const files = { memoryFile, loadingSetFile: paths.loadingSetFile };
         mapFaasnapMemory(vm.guestRam, manifest!, files, variant!);
-        // Concurrent paging starts now, while the caller finishes the restore and resumes.
+        // Concurrent paging starts now, while the VM's state is restored and it resumes.
         const prefetcher = Prefetcher.forVariant(manifest!, files, variant!);
         vm.own({ close: () => prefetcher.cancel() });
         vm.loader = { mode: opts.mode, prefetch: prefetcher.done };
       }
     }
-    timer.record('memory', t);
-  } catch (e) {
-    vm.stop();
-    throw e;
-  }
+    memory = { startMs: m0 - timer.origin, durationMs: performance.now() - m0 };
+  };
+  t = performance.now();
+  const vm = Vm.restore(file.config, file.state, opts.kvm, attachMemory);
+  // Two phases: the VM's own restore, and the memory mode's part, which ran inside it.
+  timer.phases.push(
+    {
+      name: 'restore-vm',
+      startMs: t - timer.origin,
+      durationMs: performance.now() - t - memory!.durationMs,
+    },
+    { name: 'memory', ...memory! },
+  );
   for (const p of timer.phases) vm.phases.phases.push({ ...p, name: `restore:${p.name}` });
   return vm;
 }

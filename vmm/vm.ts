@@ -141,7 +141,19 @@ export class Vm {
    * state. Guest memory is left anonymous: the caller's memory loader fills or maps it before
    * resume(). Devices are re-created from their saved specs with the same backends.
    */
-  static restore(config: VmConfig, untrusted: unknown, kvm?: Kvm): Vm {
+  /**
+   * `attachMemory` gives guest RAM its contents (a memory backend: a copy, file mappings, a
+   * userfaultfd) right after the RAM exists and before any saved state is applied: restoring
+   * vCPU and device state makes KVM and the devices touch guest memory (kvmclock's page is
+   * pinned by its MSR, virtio queues are read), and anonymous RAM touched before the backend is
+   * attached would keep zeros where the snapshot has data (docs/architecture.md, "Boot order").
+   */
+  static restore(
+    config: VmConfig,
+    untrusted: unknown,
+    kvm?: Kvm,
+    attachMemory?: (vm: Vm) => void,
+  ): Vm {
     const saved = validateState('VM', VmSavedStateSchema, untrusted);
     if (saved.vcpus.length !== config.vcpus) {
       throw new FaasnapError(
@@ -151,7 +163,7 @@ export class Vm {
     }
     const vm = new Vm(config, kvm);
     try {
-      vm.build(saved);
+      vm.build(saved, attachMemory);
       vm._state = 'paused';
     } catch (e) {
       vm.releaseAll();
@@ -174,7 +186,7 @@ export class Vm {
     return this.ram;
   }
 
-  private build(saved?: VmSavedState): void {
+  private build(saved?: VmSavedState, attachMemory?: (vm: Vm) => void): void {
     const p = this.phases;
     this.vmFd = p.measure('vm-create', () => native.kvm.CreateVm(this.kvm.fd, 0));
     p.measure('vm-setup', () => {
@@ -182,6 +194,7 @@ export class Vm {
       native.kvm.SetIdentityMapAddr(this.vmFd, IDENTITY_MAP_ADDR);
     });
     this.ram = p.measure('memory', () => new GuestRam(this.vmFd, this.config.memMiB * 1024 * 1024));
+    attachMemory?.(this);
     p.measure('irqchip', () => {
       native.kvm.CreateIrqchip(this.vmFd);
       native.kvm.CreatePit2(this.vmFd, K.KVM_PIT_SPEAKER_DUMMY!);

@@ -16,6 +16,12 @@ export const MSR = {
   CSTAR: 0xc0000083,
   SYSCALL_MASK: 0xc0000084,
   KERNEL_GS_BASE: 0xc0000102,
+  // KVM's paravirtual MSRs (Documentation/virt/kvm/x86/msr.rst)
+  KVM_WALL_CLOCK: 0x11,
+  KVM_WALL_CLOCK_NEW: 0x4b564d00,
+  KVM_SYSTEM_TIME_NEW: 0x4b564d01,
+  KVM_ASYNC_PF_EN: 0x4b564d02,
+  KVM_ASYNC_PF_INT: 0x4b564d06,
 } as const;
 
 const MISC_ENABLE_FAST_STRING = 1n;

@@ -13,6 +13,7 @@ import {
   type Regs,
 } from '../kvm/structs.js';
 import type { Vcpu, VcpuBlob } from '../vcpu.js';
+import { MSR } from '../cpu/boot-state.js';
 
 const Hex64 = Type.String({ pattern: '^0x[0-9a-f]{1,16}$' });
 const Base64 = Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$' });
@@ -77,6 +78,27 @@ export function captureVcpu(v: Vcpu, caps: VcpuCaps): VcpuState {
   };
 }
 
+/**
+ * The saved MSRs as KVM_SET_MSRS must see them on restore:
+ *  - without the wall-clock MSRs: they hold no state, a write is a request ("copy the host's wall
+ *    clock to this guest address now"), and a restore would make KVM write guest memory at the
+ *    saved address (address 0 when the guest never used it). The guest writes them again
+ *    whenever it reads the wall clock.
+ *  - with the async page fault vector (ASYNC_PF_INT) before ASYNC_PF_EN: enabling interrupt
+ *    delivery queues a "wake all" notification for the vector set at that moment.
+ * Everything else keeps KVM's own order (KVM_GET_MSR_INDEX_LIST: the architectural MSRs, TSC
+ * among them, before the emulated ones such as TSC_DEADLINE).
+ */
+export function msrRestoreOrder<T extends { index: number }>(msrs: readonly T[]): T[] {
+  const out = msrs.filter(
+    (m) => m.index !== MSR.KVM_WALL_CLOCK && m.index !== MSR.KVM_WALL_CLOCK_NEW,
+  );
+  const intAt = out.findIndex((m) => m.index === MSR.KVM_ASYNC_PF_INT);
+  const enAt = out.findIndex((m) => m.index === MSR.KVM_ASYNC_PF_EN);
+  if (intAt > enAt && enAt >= 0) out.splice(enAt, 0, ...out.splice(intAt, 1));
+  return out;
+}
+
 /** Validates untrusted state completely, then applies it in KVM's required order. */
 export function restoreVcpu(v: Vcpu, untrusted: unknown, caps: VcpuCaps): void {
   const s = validateState(`vCPU ${v.index}`, VcpuStateSchema, untrusted);
@@ -102,7 +124,7 @@ export function restoreVcpu(v: Vcpu, untrusted: unknown, caps: VcpuCaps): void {
   const mpState = decodeStructBlob(s.mpState, 'kvm_mp_state', 'mp_state');
   const events = decodeStructBlob(s.events, 'kvm_vcpu_events', 'events');
   const debugRegs = decodeStructBlob(s.debugRegs, 'kvm_debugregs', 'debugregs');
-  const msrs = s.msrs.map((m) => ({ index: m.index, data: BigInt(m.data) }));
+  const msrs = msrRestoreOrder(s.msrs.map((m) => ({ index: m.index, data: BigInt(m.data) })));
 
   // Order: special registers (APIC base, EFER) before the LAPIC and MSRs that depend on them;
   // events last because they refer to the interrupt state set before.
