@@ -202,9 +202,11 @@ export class Vm {
     if (saved) p.measure('irqchip-state', () => this.restoreVmState(saved));
     p.measure('vcpus', () => this.createVcpus());
     if (saved) {
-      p.measure('vcpu-state', () =>
-        this.vcpus.forEach((v, i) => restoreVcpu(v, saved.vcpus[i], this.vcpuCaps)),
-      );
+      p.measure('vcpu-state', () => {
+        this.vcpus.forEach((v, i) => restoreVcpu(v, saved.vcpus[i], this.vcpuCaps));
+        if (this.kvm.hasCap('KVM_CAP_KVMCLOCK_CTRL'))
+          for (const v of this.vcpus) v.markClockStopped();
+      });
     }
     p.measure('legacy-devices', () => {
       this.irqLines.set(SERIAL_GSI, this.createIrqLine(SERIAL_GSI));

@@ -34,6 +34,9 @@ import type { Vm } from '../../vmm/vm.js';
 import { KVM_PRESENT, kvmTest, openFds } from './support.js';
 
 const MEM_MIB = 64;
+/** struct pvclock_vcpu_time_info: version, pad, tsc_timestamp, system_time, mul, shift, flags. */
+const PVCLOCK_FLAGS_OFFSET = 29;
+const PVCLOCK_GUEST_STOPPED = 1 << 1;
 let dir = '';
 let params: TouchParams;
 
@@ -193,12 +196,7 @@ kvmTest(
   async () => {
     const snap = mkdtempSync(join(tmpdir(), 'faasnap-snap-pvclock-'));
     try {
-      const vm = createMicroVm({
-        guest: 'touch',
-        memMiB: 16,
-        vcpus: 1,
-        params: encodeTouchParams({ flags: 0, seed: 0, pages: [0, 1, 2] }),
-      });
+      const vm = createMicroVm({ guest: 'hang', memMiB: 16, vcpus: 1 });
       // A page the guest never touches, with a pattern; vCPU 0's kvmclock points into it, as a
       // Linux guest's does on hardware KVM. KVM pins that page when the MSR is restored.
       const gpa = MICRO_DATA_GPA + 7 * MICRO_PAGE_SIZE;
@@ -219,7 +217,7 @@ kvmTest(
       // REAP's recording restores over userfaultfd: the page must come from the memory file.
       let recorded: Buffer | undefined;
       const rec = await startReapRecording(snap, { prepare: (v) => void (recorded = tail(v)) });
-      await rec.vm.wait();
+      await rec.vm.console.waitFor('hanging', scaledMs(30_000));
       await rec.finish();
       assert.deepEqual(recorded, want, 'reap recording');
 
@@ -227,6 +225,16 @@ kvmTest(
         const v = await restoreSnapshot(snap, { mode });
         try {
           assert.deepEqual(tail(v), want, mode);
+          // The restore told the guest's kvmclock that it was stopped (KVM_KVMCLOCK_CTRL): KVM
+          // sets PVCLOCK_GUEST_STOPPED in the record's flags when the vCPU next enters.
+          v.resume();
+          await v.console.waitFor('hanging', scaledMs(30_000));
+          await v.pause();
+          assert.equal(
+            v.memory.readU8(gpa + PVCLOCK_FLAGS_OFFSET) & PVCLOCK_GUEST_STOPPED,
+            PVCLOCK_GUEST_STOPPED,
+            mode,
+          );
         } finally {
           v.stop();
         }
