@@ -42,6 +42,8 @@ export interface LabRunOptions {
   env: NodeJS.ProcessEnv;
   stdout: Writable;
   signal?: AbortSignal;
+  /** Called once QEMU runs: its pid and the run folder (both gone when runInLab settles). */
+  onStart?: (run: { pid: number; runDir: string }) => void;
 }
 
 const CONSOLE_TAIL_LINES = 40;
@@ -130,6 +132,7 @@ export async function runInLab(o: LabRunOptions): Promise<number> {
     const qemu = spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', assets.qemu, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    if (qemu.pid !== undefined) o.onStart?.({ pid: qemu.pid, runDir });
     let qemuErr = '';
     qemu.stdout.pipe(o.stdout, { end: false });
     qemu.stderr.on('data', (d: Buffer) => (qemuErr = (qemuErr + d.toString()).slice(-4096)));

@@ -4,9 +4,7 @@
 // leaves no QEMU process and no run folder behind.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { isFaasnapError } from '../../common/errors.js';
@@ -26,14 +24,14 @@ function collector(): { stream: Writable; text: () => string } {
   };
 }
 
-const qemuProcesses = (): number => {
+const alive = (pid: number): boolean => {
   try {
-    return Number(execFileSync('pgrep', ['-c', '-f', 'qemu-system-x86_64'], { encoding: 'utf8' }));
+    process.kill(pid, 0);
+    return true;
   } catch {
-    return 0; // pgrep exits 1 when nothing matches
+    return false;
   }
 };
-const runDirs = (): string[] => readdirSync(tmpdir()).filter((f) => f.startsWith('faasnap-lab-'));
 
 const base = { vcpus: 2, memoryMiB: 1024, diskGiB: 2, cwd: repoRoot() };
 
@@ -69,7 +67,7 @@ test(
   'a command past its timeout is killed: LAB_TIMEOUT, no QEMU and no run folder left',
   { timeout: 5 * 60_000 },
   async () => {
-    const before = { qemu: qemuProcesses(), dirs: runDirs() };
+    let run: { pid: number; runDir: string } | undefined;
     const out = collector();
     await assert.rejects(
       runInLab({
@@ -78,11 +76,13 @@ test(
         timeoutMs: 60_000,
         env: { PATH: process.env.PATH },
         stdout: out.stream,
+        onStart: (r) => (run = r),
       }),
       (e) => isFaasnapError(e, 'LAB_TIMEOUT') && typeof e.details.consoleTail === 'string',
     );
     assert.match(out.text(), /started/, 'the command had started before the timeout');
-    assert.equal(qemuProcesses(), before.qemu);
-    assert.deepEqual(runDirs(), before.dirs);
+    assert.ok(run, 'QEMU started');
+    assert.equal(alive(run.pid), false, 'QEMU was killed');
+    assert.equal(existsSync(run.runDir), false, 'the run folder was removed');
   },
 );
