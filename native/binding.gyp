@@ -11,6 +11,7 @@
         "src/layouts.cc",
         "src/memory.cc",
         "src/uffd.cc",
+        "src/uffd_server.cc",
         "src/vcpu_runner.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
