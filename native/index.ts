@@ -174,7 +174,7 @@ export interface Native {
     onExit: (result: number) => void,
   ) => VcpuRunnerHandle;
   FdWatcher: new (fd: Fd, onReadable: () => void) => FdWatcherHandle;
-  // userfaultfd (native/src/uffd.cc)
+  // userfaultfd (native/src/uffd.cc; the fault server in uffd_server.cc)
   uffdConstants: Record<string, number>;
   /** UFFDIO_API handshake; `features` and `ioctls` are bit masks. */
   uffdApi(uffd: Fd, features?: U64): { api: number; features: bigint; ioctls: bigint };
