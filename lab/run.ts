@@ -121,7 +121,8 @@ export async function runInLab(o: LabRunOptions): Promise<number> {
       join(runDir, 'lab.conf'),
       `PROJECT=${shellQuote(project)}\nCACHE=${shellQuote(cache ?? '')}\n`,
     );
-    const env = { FAASNAP_TIME_SCALE: LAB_TIME_SCALE, ...o.env };
+    // FAASNAP_LAB tells the command it runs in L1 (the lab's own tests do not nest QEMU).
+    const env = { FAASNAP_TIME_SCALE: LAB_TIME_SCALE, ...o.env, FAASNAP_LAB: '1' };
     writeFileSync(join(runDir, 'cmd.sh'), commandScript(o.command, o.cwd, env));
     const disk = join(runDir, 'data.img');
     closeSync(openSync(disk, 'w'));
