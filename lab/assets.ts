@@ -75,8 +75,8 @@ function isRoot(): boolean {
 }
 
 /** Installs (as root) or names the missing host packages. */
-function ensureHostPackages(install: boolean): void {
-  const missing = [...new Set(HOST_PACKAGES.filter(([f]) => !existsSync(f)).map(([, p]) => p))];
+export function ensureHostPackages(install: boolean, exists = existsSync): void {
+  const missing = [...new Set(HOST_PACKAGES.filter(([f]) => !exists(f)).map(([, p]) => p))];
   if (missing.length === 0) return;
   const cmd = `apt-get install -y --no-install-recommends ${missing.join(' ')}`;
   if (!install || !isRoot()) {

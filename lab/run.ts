@@ -42,6 +42,8 @@ export interface LabRunOptions {
   env: NodeJS.ProcessEnv;
   stdout: Writable;
   signal?: AbortSignal;
+  /** What to boot instead of ensureLabAssets()'s (tests of L1's failures). */
+  assets?: LabAssets;
   /** Called once QEMU runs: its pid and the run folder (both gone when runInLab settles). */
   onStart?: (run: { pid: number; runDir: string }) => void;
 }
@@ -112,7 +114,7 @@ function consoleTail(runDir: string): string {
 
 /** Runs `command` in L1; resolves with its exit status. */
 export async function runInLab(o: LabRunOptions): Promise<number> {
-  const assets = ensureLabAssets({ install: true });
+  const assets = o.assets ?? ensureLabAssets({ install: true });
   const runDir = mkdtempSync(join(tmpdir(), 'faasnap-lab-'));
   try {
     const project = repoRoot();

@@ -4,11 +4,15 @@
 // leaves no QEMU process and no run folder behind.
 
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { isFaasnapError } from '../../common/errors.js';
 import { repoRoot } from '../../guest/rootfs/index.js';
+import { ensureLabAssets } from '../../lab/assets.js';
+import { writeCpio } from '../../lab/cpio.js';
 import { runInLab } from '../../lab/run.js';
 
 function collector(): { stream: Writable; text: () => string } {
@@ -87,5 +91,34 @@ test(
     assert.ok(run, 'QEMU started');
     assert.equal(alive(run.pid), false, 'QEMU was killed');
     assert.equal(existsSync(run.runDir), false, 'the run folder was removed');
+  },
+);
+
+test(
+  'an L1 that cannot start the command is LAB_BOOT_FAILED with its console tail',
+  { timeout: 5 * 60_000, skip: nested },
+  async (t) => {
+    // Debian's kernel with an initramfs that has no /init: the kernel panics, L1 stops.
+    const dir = mkdtempSync(join(tmpdir(), 'faasnap-lab-noinit-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const initramfs = join(dir, 'empty.cpio');
+    writeFileSync(initramfs, writeCpio([{ kind: 'dir', path: 'nothing' }]));
+    const real = ensureLabAssets({ install: true });
+    let run: { pid: number; runDir: string } | undefined;
+    await assert.rejects(
+      runInLab({
+        ...base,
+        command: ['true'],
+        timeoutMs: 4 * 60_000,
+        env: {},
+        stdout: collector().stream,
+        assets: { ...real, initramfs },
+        onStart: (r) => (run = r),
+      }),
+      (e) =>
+        isFaasnapError(e, 'LAB_BOOT_FAILED') &&
+        /Kernel panic|No working init/.test(String(e.details.consoleTail)),
+    );
+    assert.ok(run && !alive(run.pid) && !existsSync(run.runDir));
   },
 );
