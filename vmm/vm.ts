@@ -9,6 +9,7 @@ import { native } from '../native/index.js';
 import { Bus, type BusDevice } from './bus.js';
 import { bootMsrs, wireLapicLints } from './cpu/boot-state.js';
 import { buildCpuid, detectCpuTemplate, type CpuTemplateName } from './cpu/template.js';
+import { ConsoleLog } from './devices/console-log.js';
 import { CMOS_PORT_BASE, CMOS_PORT_LEN, Cmos } from './devices/legacy/cmos.js';
 import { I8042 } from './devices/legacy/i8042.js';
 import { Serial } from './devices/legacy/serial.js';
@@ -76,7 +77,8 @@ export class Vm {
   readonly pio = new Bus();
   readonly mmio = new Bus();
   readonly vcpus: Vcpu[] = [];
-  console: Serial;
+  /** The guest's console output (what the UART transmits). */
+  readonly console: ConsoleLog;
   readonly virtio: VirtioMmioTransport[] = [];
   /** Config of the virtio devices added with addDevice(), in slot order (saved in snapshots). */
   readonly deviceSpecs: VirtioDeviceSpec[] = [];
@@ -102,6 +104,7 @@ export class Vm {
   private exitInfo: VmExit | undefined;
   private readonly exitWaiters: ((e: VmExit) => void)[] = [];
   private pauseWaiters: (() => void)[] = [];
+  private serial!: Serial;
   private i8042!: I8042;
   private vcpuCaps!: VcpuCaps;
 
@@ -115,11 +118,8 @@ export class Vm {
     };
     this.ownsKvm = kvm === undefined;
     this.kvm = this.phases.measure('kvm-open', () => kvm ?? Kvm.open());
-    // The console exists before the VM so a failed create() still has a (empty) log to show.
-    this.console = new Serial({
-      interrupt: { trigger: () => this.irqLines.get(SERIAL_GSI)?.trigger() },
-      logCapacity: this.config.consoleLogBytes,
-    });
+    // The console log exists before the VM so a failed create() still has a (empty) log to show.
+    this.console = new ConsoleLog(this.config.consoleLogBytes);
   }
 
   private readonly irqLines = new Map<number, InterruptLine>();
@@ -210,14 +210,11 @@ export class Vm {
     }
     p.measure('legacy-devices', () => {
       this.irqLines.set(SERIAL_GSI, this.createIrqLine(SERIAL_GSI));
-      const serialOpts = {
-        interrupt: this.irqLines.get(SERIAL_GSI)!,
-        logCapacity: this.config.consoleLogBytes,
-      };
-      if (saved) this.console = Serial.restore(serialOpts, saved.serial);
+      const serialOpts = { interrupt: this.irqLines.get(SERIAL_GSI)!, output: this.console };
+      this.serial = saved ? Serial.restore(serialOpts, saved.serial) : new Serial(serialOpts);
       const i8042Opts = { onReset: () => this.terminate({ reason: 'reset' }) };
       this.i8042 = saved ? I8042.restore(i8042Opts, saved.i8042) : new I8042(i8042Opts);
-      this.pio.insert(this.console, SERIAL_PORT, 8);
+      this.pio.insert(this.serial, SERIAL_PORT, 8);
       this.pio.insert(this.i8042, I8042_PORT, 5);
       // Linux reads the time of day from the RTC at boot (and polls for ~5 s if it is absent).
       // Not in the saved state: a restored guest reads the host clock again, which is right.
@@ -283,7 +280,7 @@ export class Vm {
       },
       pit: blob('kvm_pit_state2', 'GetPit2'),
       clock: blob('kvm_clock_data', 'GetClock'),
-      serial: this.console.save(),
+      serial: this.serial.save(),
       i8042: this.i8042.save(),
       virtio: this.deviceSpecs.map((spec, i) => ({ spec, transport: this.virtio[i]!.save() })),
     };
@@ -501,7 +498,7 @@ export class Vm {
   }
 
   private settle(info: VmExit): void {
-    this.console.log.flush(); // listeners see all output before anyone learns the VM exited
+    this.console.flush(); // listeners see all output before anyone learns the VM exited
     this.exitInfo ??= info;
     for (const w of this.exitWaiters.splice(0)) w(this.exitInfo);
   }

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setImmediate as tick } from 'node:timers/promises';
 import { isFaasnapError } from '../../../common/errors.js';
-import { ConsoleLog, Serial, SERIAL_PORT_BASE, SERIAL_PORT_LEN } from './serial.js';
+import { ConsoleLog } from '../console-log.js';
+import { Serial, SERIAL_PORT_BASE, SERIAL_PORT_LEN } from './serial.js';
 import { Bus } from '../../bus.js';
 
 class CountingLine {
@@ -12,12 +12,15 @@ class CountingLine {
   }
 }
 
-function make(opts: { logCapacity?: number; inputCapacity?: number } = {}): {
+/** A UART whose output goes to a ConsoleLog the test reads. */
+function make(opts: { inputCapacity?: number } = {}): {
   dev: Serial;
   irq: CountingLine;
+  log: ConsoleLog;
 } {
   const irq = new CountingLine();
-  return { dev: new Serial({ interrupt: irq, ...opts }), irq };
+  const log = new ConsoleLog();
+  return { dev: new Serial({ interrupt: irq, output: log, ...opts }), irq, log };
 }
 
 const rd = (d: Serial, off: number): number => {
@@ -50,19 +53,19 @@ test('reset state: no interrupt, transmitter empty, host modem lines up, 9600 ba
 });
 
 test('DLAB switches offsets 0/1 to the divisor latch', () => {
-  const { dev } = make();
+  const { dev, log } = make();
   wr(dev, LCR, 0x83);
   wr(dev, 0, 0x01);
   wr(dev, 1, 0x02);
   assert.equal(rd(dev, 0), 0x01);
   assert.equal(rd(dev, 1), 0x02);
   assert.equal(dev.divisor, 0x0201);
-  assert.equal(dev.text(), '', 'a DLL write is not output');
+  assert.equal(log.text(), '', 'a DLL write is not output');
   wr(dev, LCR, 0x03);
   assert.equal(rd(dev, LCR), 0x03);
   assert.equal(rd(dev, IER), 0x00, 'IER was not touched by the DLM write');
   puts(dev, 'A');
-  assert.equal(dev.text(), 'A');
+  assert.equal(log.text(), 'A');
   assert.equal(dev.divisor, 0x0201);
 });
 
@@ -160,7 +163,7 @@ test('IIR reports sources in 16550 priority order', () => {
 });
 
 test('loopback wires MCR to MSR and THR to RBR, bypassing the console', () => {
-  const { dev } = make();
+  const { dev, log } = make();
   // What Linux's autoconfig does: LOOP | RTS | OUT2 must read back CTS | DCD.
   wr(dev, MCR, 0x1a);
   assert.equal(rd(dev, MSR) & 0xf0, 0x90);
@@ -171,96 +174,13 @@ test('loopback wires MCR to MSR and THR to RBR, bypassing the console', () => {
   wr(dev, MCR, 0x11); // OUT1 off: RI trailing edge
   assert.equal(rd(dev, MSR), 0x20 | 0x04, 'DSR, TERI only');
   puts(dev, 'Q');
-  assert.equal(dev.text(), '');
+  assert.equal(log.text(), '');
   assert.equal(rd(dev, LSR) & 0x01, 1);
   assert.equal(rd(dev, THR), 'Q'.charCodeAt(0));
   wr(dev, MCR, 0x00);
   assert.equal(rd(dev, MSR), 0xb0 | 0x01 | 0x08, 'host lines back; DSR did not change');
   puts(dev, 'R');
-  assert.equal(dev.text(), 'R');
-});
-
-test('flood: the log stays at its cap and counts exactly what it dropped', () => {
-  const { dev } = make({ logCapacity: 1 << 20 });
-  const total = 3 * (1 << 20) + 12345;
-  const one = new Uint8Array(1);
-  for (let i = 0; i < total; i++) {
-    one[0] = i & 0xff;
-    dev.write(THR, one);
-  }
-  assert.equal(dev.log.size, 1 << 20);
-  assert.equal(dev.droppedBytes, total - (1 << 20));
-  const b = dev.bytes();
-  assert.equal(b.length, 1 << 20);
-  // The newest bytes survive, in order.
-  assert.equal(b[b.length - 1], (total - 1) & 0xff);
-  assert.equal(b[0], (total - (1 << 20)) & 0xff);
-});
-
-test('ConsoleLog.append drops the oldest bytes across wrap-around and huge chunks', () => {
-  const log = new ConsoleLog(8);
-  log.append(Buffer.from('abcdef'));
-  log.append(Buffer.from('ghij'));
-  assert.equal(log.text(), 'cdefghij');
-  assert.equal(log.droppedBytes, 2);
-  log.append(Buffer.from('0123456789ABC'));
-  assert.equal(log.text(), '56789ABC');
-  assert.equal(log.droppedBytes, 2 + 8 + 5);
-  assert.equal(log.totalBytes, 6 + 4 + 13);
-  const big = new Uint8Array(8 << 20).fill(0x41);
-  log.append(big);
-  assert.equal(log.size, 8);
-  assert.equal(log.droppedBytes, log.totalBytes - 8);
-});
-
-test('onOutput streams chunks; a throwing listener breaks nothing; unsubscribe works', async () => {
-  const { dev } = make();
-  puts(dev, 'before ');
-  const got: string[] = [];
-  const stop = dev.onOutput((c) => got.push(Buffer.from(c).toString()));
-  dev.onOutput(() => {
-    throw new Error('consumer bug');
-  });
-  puts(dev, 'hello');
-  await tick();
-  puts(dev, ' world');
-  dev.log.flush();
-  assert.deepEqual(got, ['hello', ' world']);
-  assert.equal(dev.log.listenerErrors, 2);
-  stop();
-  puts(dev, '!');
-  await tick();
-  assert.deepEqual(got, ['hello', ' world']);
-  assert.equal(dev.text(), 'before hello world!');
-});
-
-test('waitFor resolves on logged and on later output, strings and regexes', async () => {
-  const { dev } = make();
-  puts(dev, 'Linux version 6.1\n');
-  assert.equal(await dev.waitFor('version', 10), 'version');
-  const later = dev.waitFor(/login: ?$/m, 1000);
-  const split = dev.waitFor('ready!', 1000);
-  puts(dev, 'host login:');
-  puts(dev, ' \nrea');
-  await tick();
-  puts(dev, 'dy!');
-  assert.equal(await later, 'login: ');
-  assert.equal(await split, 'ready!');
-  const g = /(\d+) ms/g;
-  g.lastIndex = 1000; // caller's regex state must not matter
-  puts(dev, 'took 42 ms\n');
-  assert.equal(await dev.waitFor(g, 100), '42 ms');
-});
-
-test('waitFor rejects with CONSOLE_WAIT_TIMEOUT', async () => {
-  const { dev } = make();
-  puts(dev, 'nothing to see');
-  const t0 = Date.now();
-  await assert.rejects(dev.waitFor('kernel panic', 50), (e: unknown) => {
-    assert.ok(isFaasnapError(e, 'CONSOLE_WAIT_TIMEOUT'));
-    return true;
-  });
-  assert.ok(Date.now() - t0 >= 45);
+  assert.equal(log.text(), 'R');
 });
 
 test('save/restore keeps registers and pending input, not the log', () => {
@@ -276,14 +196,15 @@ test('save/restore keeps registers and pending input, not the log', () => {
   dev.enqueueInput('pending');
   const state = JSON.parse(JSON.stringify(dev.save())) as unknown;
   const irq = new CountingLine();
-  const copy = Serial.restore({ interrupt: irq }, state);
+  const copyLog = new ConsoleLog();
+  const copy = Serial.restore({ interrupt: irq, output: copyLog }, state);
   assert.equal(copy.divisor, 3);
   assert.equal(rd(copy, LCR), 0x03);
   assert.equal(rd(copy, IER), 0x05);
   assert.equal(rd(copy, MCR), 0x0b);
   assert.equal(rd(copy, SCR), 0x42);
   assert.equal(rd(copy, IIR), 0xc4);
-  assert.equal(copy.text(), '');
+  assert.equal(copyLog.text(), '');
   let s = '';
   while (rd(copy, LSR) & 1) s += String.fromCharCode(rd(copy, THR));
   assert.equal(s, 'pending');
@@ -304,7 +225,11 @@ test('restore rejects invalid state', () => {
   ];
   for (const state of bad) {
     assert.throws(
-      () => Serial.restore({ interrupt: new CountingLine(), inputCapacity: 8 }, state),
+      () =>
+        Serial.restore(
+          { interrupt: new CountingLine(), output: new ConsoleLog(), inputCapacity: 8 },
+          state,
+        ),
       (e: unknown) => isFaasnapError(e, 'STATE_INVALID'),
       JSON.stringify(state),
     );
@@ -312,12 +237,12 @@ test('restore rejects invalid state', () => {
 });
 
 test('works behind the bus at 0x3f8', () => {
-  const { dev } = make();
+  const { dev, log } = make();
   const bus = new Bus();
   bus.insert(dev, SERIAL_PORT_BASE, SERIAL_PORT_LEN);
   for (const b of Buffer.from('ok')) bus.write(SERIAL_PORT_BASE, Uint8Array.of(b));
   const lsr = new Uint8Array(1);
   bus.read(SERIAL_PORT_BASE + 5, lsr);
   assert.equal(lsr[0], 0x60);
-  assert.equal(dev.text(), 'ok');
+  assert.equal(log.text(), 'ok');
 });
