@@ -12,6 +12,11 @@
 // It is generic over the function spec (runtime, handler, code, memory, vCPUs): whatever the
 // daemon's runtimes accept. Functions whose runtime the daemon lacks, or whose input objects
 // are missing, are skipped with the reason written into the results.
+//
+// The steps, in the order of that matrix: prepareRun (config as run, /healthz, input objects);
+// per function ExperimentRun.runFunction: deploy, checkStorage, then runGroup per parallelism
+// entry and runRound per test input, repeat and setting (round = prepareRound + one
+// collectSample per concurrent invocation); save after every function.
 
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -24,7 +29,7 @@ import type {
   TraceT,
 } from '../../daemon/schemas.js';
 import { api, type ClientOptions } from '../../client/daemon.js';
-import { machineInfo } from '../machine.js';
+import { machineInfo, type MachineInfo } from '../machine.js';
 import {
   inputObjectKeys,
   inputPairs,
@@ -176,11 +181,55 @@ function findFile(dir: string, name: string): string | undefined {
 }
 
 export async function runExperiment(c: Experiment, opts: RunnerOptions = {}): Promise<RunOutcome> {
+  const run = new ExperimentRun(await prepareRun(c, opts));
+  run.progress.start(run.totalTicks());
+  try {
+    // One function at a time: deploy (or find out why it cannot run), then all its rounds, then
+    // save; a run that stops early keeps every finished function.
+    for (const f of run.config.functions) await run.runFunction(f);
+  } catch (e) {
+    run.save(true);
+    throw e;
+  } finally {
+    run.progress.stop();
+    if (opts.cleanup) await run.deleteFunctions();
+  }
+  return { dir: run.dir, doc: run.save(false) };
+}
+
+/** What the runner reads from GET /healthz. */
+interface Health {
+  version: string;
+  runtimes: Record<string, boolean>;
+  guest?: { kernel: string | null; rootfs: string | null };
+}
+
+/** What a run fixes before its first function; the rest of the run only reads it. */
+interface RunSetup {
+  o: ClientOptions;
+  opts: RunnerOptions;
+  progress: Progress;
+  startedAt: string;
+  /** The config as run (see runConfig). */
+  config: Experiment;
+  health: Health;
+  /** Input object keys neither the daemon nor inputsDir has: functions reading them are skipped. */
+  missing: Set<string>;
+}
+
+/** The run's first step: the config as run, the daemon's health, the input objects uploaded. */
+async function prepareRun(c: Experiment, opts: RunnerOptions): Promise<RunSetup> {
   const o: ClientOptions = opts.url ? { url: opts.url } : {};
   const progress = opts.progress ?? SILENT;
   const startedAt = new Date().toISOString();
-  const settings = opts.settings ?? c.settings;
-  const repeats = opts.repeats ?? c.repeats;
+  const config = runConfig(c, opts);
+  const health = await api<Health>(o, 'GET', '/healthz');
+  const missing = await uploadInputs(o, config, opts.loadInputs !== false, progress);
+  return { o, opts, progress, startedAt, config, health, missing };
+}
+
+/** The config as run: the options' settings, repeats and choice of functions applied. */
+function runConfig(c: Experiment, opts: RunnerOptions): Experiment {
   // --functions picks and orders them (cheap ones first keeps a long run's early results useful).
   const functions = opts.functions
     ? opts.functions.map((name) => {
@@ -190,155 +239,291 @@ export async function runExperiment(c: Experiment, opts: RunnerOptions = {}): Pr
       })
     : c.functions;
   if (functions.length === 0) throw new Error(`${c.name} has no functions to run`);
-  const config: Experiment = { ...c, settings, repeats, functions };
+  return {
+    ...c,
+    settings: opts.settings ?? c.settings,
+    repeats: opts.repeats ?? c.repeats,
+    functions,
+  };
+}
 
-  const health = await api<{
-    version: string;
-    runtimes: Record<string, boolean>;
-    guest?: { kernel: string | null; rootfs: string | null };
-  }>(o, 'GET', '/healthz');
-  const samples: Sample[] = [];
-  const deploys: FunctionDeploy[] = [];
-
-  // Input objects: upload the missing ones from inputsDir.
+/**
+ * Uploads the input objects the daemon lacks from the config's inputsDir (when `load`); returns
+ * the keys it could not find, so that the functions reading them are skipped instead of failing.
+ */
+async function uploadInputs(
+  o: ClientOptions,
+  config: Experiment,
+  load: boolean,
+  progress: Progress,
+): Promise<Set<string>> {
   const missing = new Set<string>();
   const needed = inputObjectKeys(config);
-  if (needed.length) {
-    const have = new Set((await api<{ key: string }[]>(o, 'GET', '/objects')).map((x) => x.key));
-    const dir = resolveInputsDir(config);
-    for (const key of needed) {
-      if (have.has(key)) continue;
-      const file = dir && opts.loadInputs !== false ? findFile(dir, key) : undefined;
-      if (!file) {
-        missing.add(key);
-        continue;
-      }
-      progress.log(`loading input ${key} from ${file}`);
-      await api(o, 'PUT', `/objects/${encodeURIComponent(key)}`, readFileSync(file));
+  if (needed.length === 0) return missing;
+  const have = new Set((await api<{ key: string }[]>(o, 'GET', '/objects')).map((x) => x.key));
+  const dir = resolveInputsDir(config);
+  for (const key of needed) {
+    if (have.has(key)) continue;
+    const file = dir && load ? findFile(dir, key) : undefined;
+    if (!file) {
+      missing.add(key);
+      continue;
+    }
+    progress.log(`loading input ${key} from ${file}`);
+    await api(o, 'PUT', `/objects/${encodeURIComponent(key)}`, readFileSync(file));
+  }
+  return missing;
+}
+
+/** A function's entry in the results, before its deploy fills in the snapshot. */
+function deployEntry(f: FunctionEntryT, spec: Record<string, unknown>): FunctionDeploy {
+  return {
+    name: f.name,
+    registeredAs: spec.name as string,
+    runtime: f.runtime,
+    handler: f.handler,
+    snapshot: null,
+    snapshotDir: null,
+    deployMs: null,
+    reused: false,
+    recordParams: spec.recordParams as Record<string, unknown>,
+    inspect: null,
+    skipped: null,
+  };
+}
+
+/** One round of a function: n concurrent invocations in one setting with one test input. */
+interface Round {
+  f: FunctionEntryT;
+  d: FunctionDeploy;
+  par: ParallelismT;
+  /** The ready snapshot, then a separate group's copies. */
+  snaps: string[];
+  setting: SettingName;
+  record: number;
+  test: number;
+  repeat: number;
+}
+
+/**
+ * A run under way: the deploys and samples gathered so far (saved after every function) and the
+ * steps that add to them, one function at a time.
+ */
+class ExperimentRun {
+  readonly config: Experiment;
+  readonly progress: Progress;
+  /** The run directory: bench/results/<name>-<timestamp> unless opts.outDir says otherwise. */
+  readonly dir: string;
+  private readonly o: ClientOptions;
+  private readonly opts: RunnerOptions;
+  private readonly startedAt: string;
+  private readonly health: Health;
+  private readonly missing: Set<string>;
+  private readonly machine: MachineInfo;
+  private readonly deploys: FunctionDeploy[] = [];
+  private readonly samples: Sample[] = [];
+  /** The device of the first deployed function's snapshot. */
+  private dataDevice: string | null = null;
+
+  constructor(s: RunSetup) {
+    this.o = s.o;
+    this.opts = s.opts;
+    this.progress = s.progress;
+    this.startedAt = s.startedAt;
+    this.config = s.config;
+    this.health = s.health;
+    this.missing = s.missing;
+    this.machine = machineInfo();
+    this.dir = resolve(s.opts.outDir ?? 'bench/results', runDirName(s.config.name, s.startedAt));
+  }
+
+  /** Progress ticks of the whole run: one per round of every function, skipped ones included. */
+  totalTicks(): number {
+    let total = 0;
+    for (const f of this.config.functions) total += this.ticksOf(f);
+    return total;
+  }
+
+  /** Rounds of one function: parallelism entries × test inputs × repeats × settings. */
+  private ticksOf(f: FunctionEntryT): number {
+    const { parallelism, repeats, settings } = this.config;
+    return parallelism.length * inputPairs(this.config, f).tests.length * repeats * settings.length;
+  }
+
+  /** One function: deploy it (or record why it cannot run), then all its rounds, then save. */
+  async runFunction(f: FunctionEntryT): Promise<void> {
+    const spec = functionSpec(this.config, f);
+    const d = deployEntry(f, spec);
+    this.deploys.push(d);
+    const why = this.cannotRun(f);
+    if (why !== null) return this.skip(f, d, why);
+    try {
+      await this.deploy(f, spec, d);
+    } catch (e) {
+      this.skip(
+        f,
+        d,
+        `deploy failed: ${isFaasnapError(e) ? `${e.code}: ` : ''}${(e as Error).message}`,
+      );
+      this.save(true);
+      return;
+    }
+    this.checkStorage(f, d);
+    for (const par of this.config.parallelism) await this.runGroup(f, d, par);
+    this.save(true);
+  }
+
+  /** Why this daemon cannot run f (no runtime, input objects missing), or null. */
+  private cannotRun(f: FunctionEntryT): string | null {
+    if (this.health.runtimes[f.runtime] !== true)
+      return `runtime ${f.runtime} is not available in this daemon`;
+    const lacking = f.inputs.flatMap((p) =>
+      ['input_object_key', 'model_object_key']
+        .map((k) => p[k])
+        .filter((v): v is string => typeof v === 'string' && this.missing.has(v)),
+    );
+    if (lacking.length)
+      return `input objects missing from the object store: ${[...new Set(lacking)].join(', ')}`;
+    return null;
+  }
+
+  /** Records why f is skipped and ticks its rounds off, so the progress total still holds. */
+  private skip(f: FunctionEntryT, d: FunctionDeploy, why: string): void {
+    d.skipped = why;
+    this.progress.log(`skipping ${f.name}: ${why}`);
+    for (let i = 0, n = this.ticksOf(f); i < n; i++) this.progress.tick(`${f.name} skipped`);
+  }
+
+  /**
+   * Registers and deploys f, or reuses an identical ready registration, or waits for an identical
+   * one still deploying; then re-records FaaSnap with the config's recording knobs and keeps the
+   * snapshot's directory and inspection in d.
+   */
+  private async deploy(
+    f: FunctionEntryT,
+    spec: Record<string, unknown>,
+    d: FunctionDeploy,
+  ): Promise<void> {
+    const { o, config: c, opts, progress } = this;
+    const name = d.registeredAs;
+    let existing: FunctionT | undefined;
+    try {
+      existing = await api<FunctionT>(o, 'GET', `/functions/${name}`);
+    } catch (e) {
+      if (!isFaasnapError(e, 'FUNCTION_UNKNOWN')) throw e;
+    }
+    const same = existing !== undefined && !opts.redeploy && sameSpec(existing, spec);
+    const timeoutMs = opts.deployTimeoutMs ?? 1_800_000;
+    if (same && existing!.state === 'ready') {
+      d.reused = true;
+      progress.log(`${f.name}: reusing ready ${name} (${existing!.readySnapshot})`);
+    } else if (same && !['registered', 'failed'].includes(existing!.state)) {
+      // An identical deploy already under way (e.g. started by a run that was stopped).
+      progress.log(`${f.name}: waiting for the deploy of ${name} in progress (${existing!.state})`);
+      await waitUntilReady(o, name, timeoutMs);
+    } else {
+      if (existing) await api(o, 'DELETE', `/functions/${name}`);
+      await api(o, 'POST', '/functions', spec);
+      progress.log(`${f.name}: deploying ${name} (${f.runtime}/${f.handler})`);
+      const t0 = performance.now();
+      await api(o, 'POST', `/functions/${name}/deploy`);
+      await waitUntilReady(o, name, timeoutMs);
+      d.deployMs = performance.now() - t0;
+      progress.log(`${f.name}: ready after ${(d.deployMs / 1000).toFixed(1)} s`);
+    }
+    const fn = await api<FunctionT>(o, 'GET', `/functions/${name}`);
+    d.snapshot = fn.readySnapshot;
+    if (c.recording && !d.reused) {
+      progress.log(`${f.name}: recording FaaSnap again with ${JSON.stringify(c.recording)}`);
+      await api<SnapshotT>(o, 'POST', `/snapshots/${d.snapshot}/record`, {
+        kind: 'faasnap',
+        params: spec.recordParams,
+        ...c.recording,
+      });
+    }
+    const snap = await api<SnapshotT>(o, 'GET', `/snapshots/${d.snapshot}`);
+    d.snapshotDir = snap.dir;
+    d.inspect = await api<SnapshotInspectT>(o, 'GET', `/snapshots/${d.snapshot}/inspect`).catch(
+      (e: unknown) => ({ error: (e as Error).message }),
+    );
+  }
+
+  /**
+   * Notes the device of f's snapshot for the results; a slow-storage config stops the run when
+   * the snapshot is not on a delayed device, since its numbers would mean nothing.
+   */
+  private checkStorage(f: FunctionEntryT, d: FunctionDeploy): void {
+    const storage = storageOf(d.snapshotDir!);
+    this.dataDevice ??= storage.device;
+    if (this.config.storage?.kind === 'slow' && !storage.delayed && !this.opts.allowLocalStorage)
+      throw new Error(
+        `${this.config.name} needs the snapshots on slow storage, but ${f.name}'s snapshot ${d.snapshotDir} is on ${storage.device} (${storage.mountPoint}): start the daemon with --data-dir on the slow mount (faasnap bench slow-storage setup), or pass --allow-local-storage`,
+      );
+  }
+
+  /** The rounds of one parallelism entry; a separate group's snapshot copies are deleted after. */
+  private async runGroup(f: FunctionEntryT, d: FunctionDeploy, par: ParallelismT): Promise<void> {
+    const snaps = await snapshotsFor(this.o, d.snapshot!, par);
+    try {
+      const { record, tests } = inputPairs(this.config, f);
+      for (const test of tests)
+        for (let repeat = 0; repeat < this.config.repeats; repeat++)
+          // Settings innermost (interleaved within a repeat), so drift hits them all alike.
+          for (const setting of this.config.settings)
+            await this.runRound({ f, d, par, snaps, setting, record, test, repeat });
+    } finally {
+      for (const s of snaps.slice(1))
+        await api(this.o, 'DELETE', `/snapshots/${s}`).catch(() => undefined);
     }
   }
 
-  const machine = machineInfo();
-  const dir = resolve(opts.outDir ?? 'bench/results', runDirName(c.name, startedAt));
-  let dataDevice: string | null = null;
-  // Saved after every function, so hours of samples survive a daemon or harness crash.
-  const save = (partial: boolean): RunDoc => {
+  /** One round: its samples kept, a failure logged, one progress tick. */
+  private async runRound(r: Round): Promise<void> {
+    const { f, par, setting, test, repeat } = r;
+    const label = `${f.name} ${setting} in${test} ×${par.n}${par.n > 1 ? ` ${par.snapshots}` : ''} #${repeat + 1}`;
+    const got = await round(this.o, r);
+    this.samples.push(...got);
+    const bad = got.find((s) => s.status !== 'succeeded');
+    if (bad)
+      this.progress.log(
+        `${label}: ${bad.status} ${bad.error?.code ?? ''} ${bad.error?.message ?? ''}`,
+      );
+    this.progress.tick(label);
+  }
+
+  /**
+   * Writes results.json and results.csv. Called after every function, so hours of samples survive
+   * a daemon or harness crash; `partial` until the run ends.
+   */
+  save(partial: boolean): RunDoc {
     const doc: RunDoc = {
       bench: 'experiment',
       format: 1,
-      experiment: c.name,
-      startedAt,
+      experiment: this.config.name,
+      startedAt: this.startedAt,
       finishedAt: new Date().toISOString(),
       ...(partial ? { partial } : {}),
-      command: opts.command ?? `faasnap bench run ${c.source}`,
-      machine,
+      command: this.opts.command ?? `faasnap bench run ${this.config.source}`,
+      machine: this.machine,
       daemon: {
-        url: opts.url ?? '',
-        version: health.version ?? null,
-        dataDevice,
-        guest: health.guest ?? null,
+        url: this.opts.url ?? '',
+        version: this.health.version ?? null,
+        dataDevice: this.dataDevice,
+        guest: this.health.guest ?? null,
       },
-      config,
-      functions: deploys,
-      samples,
+      config: this.config,
+      functions: this.deploys,
+      samples: this.samples,
     };
-    writeRun(dir, doc);
+    writeRun(this.dir, doc);
     return doc;
-  };
-
-  let total = 0;
-  for (const f of functions) total += c.parallelism.length * inputPairs(config, f).tests.length;
-  total *= repeats * settings.length;
-  progress.start(total);
-  try {
-    // One function at a time: deploy (or find out why it cannot run), then all its rounds, then
-    // save; a run that stops early keeps every finished function.
-    for (const f of functions) {
-      const spec = functionSpec(config, f);
-      const d: FunctionDeploy = {
-        name: f.name,
-        registeredAs: spec.name as string,
-        runtime: f.runtime,
-        handler: f.handler,
-        snapshot: null,
-        snapshotDir: null,
-        deployMs: null,
-        reused: false,
-        recordParams: spec.recordParams as Record<string, unknown>,
-        inspect: null,
-        skipped: null,
-      };
-      deploys.push(d);
-      const rounds = c.parallelism.length * inputPairs(config, f).tests.length * repeats;
-      const skip = (why: string) => {
-        d.skipped = why;
-        progress.log(`skipping ${f.name}: ${why}`);
-        for (let i = 0; i < rounds * settings.length; i++) progress.tick(`${f.name} skipped`);
-      };
-      const lacking = f.inputs.flatMap((p) =>
-        ['input_object_key', 'model_object_key']
-          .map((k) => p[k])
-          .filter((v): v is string => typeof v === 'string' && missing.has(v)),
-      );
-      if (health.runtimes[f.runtime] !== true) {
-        skip(`runtime ${f.runtime} is not available in this daemon`);
-        continue;
-      }
-      if (lacking.length) {
-        skip(`input objects missing from the object store: ${[...new Set(lacking)].join(', ')}`);
-        continue;
-      }
-      try {
-        await deploy(o, config, f, spec, d, opts, progress);
-      } catch (e) {
-        skip(`deploy failed: ${isFaasnapError(e) ? `${e.code}: ` : ''}${(e as Error).message}`);
-        save(true);
-        continue;
-      }
-      const storage = storageOf(d.snapshotDir!);
-      dataDevice ??= storage.device;
-      if (config.storage?.kind === 'slow' && !storage.delayed && !opts.allowLocalStorage)
-        throw new Error(
-          `${c.name} needs the snapshots on slow storage, but ${f.name}'s snapshot ${d.snapshotDir} is on ${storage.device} (${storage.mountPoint}): start the daemon with --data-dir on the slow mount (faasnap bench slow-storage setup), or pass --allow-local-storage`,
-        );
-
-      for (const par of config.parallelism) {
-        const snaps = await snapshotsFor(o, d.snapshot!, par);
-        try {
-          const { record, tests } = inputPairs(config, f);
-          for (const test of tests) {
-            for (let repeat = 0; repeat < repeats; repeat++) {
-              for (const setting of settings) {
-                const label = `${f.name} ${setting} in${test} ×${par.n}${par.n > 1 ? ` ${par.snapshots}` : ''} #${repeat + 1}`;
-                const got = await round(o, f, d, par, snaps, setting, record, test, repeat);
-                samples.push(...got);
-                const bad = got.find((s) => s.status !== 'succeeded');
-                if (bad)
-                  progress.log(
-                    `${label}: ${bad.status} ${bad.error?.code ?? ''} ${bad.error?.message ?? ''}`,
-                  );
-                progress.tick(label);
-              }
-            }
-          }
-        } finally {
-          for (const s of snaps.slice(1))
-            await api(o, 'DELETE', `/snapshots/${s}`).catch(() => undefined);
-        }
-      }
-      save(true);
-    }
-  } catch (e) {
-    save(true);
-    throw e;
-  } finally {
-    progress.stop();
-    if (opts.cleanup)
-      for (const d of deploys)
-        await api(o, 'DELETE', `/functions/${d.registeredAs}`).catch(() => undefined);
   }
 
-  return { dir, doc: save(false) };
+  /** --cleanup: deletes every function registered for the run (and so their snapshots). */
+  async deleteFunctions(): Promise<void> {
+    for (const d of this.deploys)
+      await api(this.o, 'DELETE', `/functions/${d.registeredAs}`).catch(() => undefined);
+  }
 }
 
 async function waitUntilReady(o: ClientOptions, name: string, timeoutMs: number): Promise<void> {
@@ -357,58 +542,6 @@ async function waitUntilReady(o: ClientOptions, name: string, timeoutMs: number)
         `${w.function.error?.code ?? 'failed'}: ${w.function.error?.message ?? 'deploy failed'}`,
       );
   }
-}
-
-async function deploy(
-  o: ClientOptions,
-  c: Experiment,
-  f: FunctionEntryT,
-  spec: Record<string, unknown>,
-  d: FunctionDeploy,
-  opts: RunnerOptions,
-  progress: Progress,
-): Promise<void> {
-  const name = d.registeredAs;
-  let existing: FunctionT | undefined;
-  try {
-    existing = await api<FunctionT>(o, 'GET', `/functions/${name}`);
-  } catch (e) {
-    if (!isFaasnapError(e, 'FUNCTION_UNKNOWN')) throw e;
-  }
-  const same = existing !== undefined && !opts.redeploy && sameSpec(existing, spec);
-  const timeoutMs = opts.deployTimeoutMs ?? 1_800_000;
-  if (same && existing!.state === 'ready') {
-    d.reused = true;
-    progress.log(`${f.name}: reusing ready ${name} (${existing!.readySnapshot})`);
-  } else if (same && !['registered', 'failed'].includes(existing!.state)) {
-    // An identical deploy already under way (e.g. started by a run that was stopped).
-    progress.log(`${f.name}: waiting for the deploy of ${name} in progress (${existing!.state})`);
-    await waitUntilReady(o, name, timeoutMs);
-  } else {
-    if (existing) await api(o, 'DELETE', `/functions/${name}`);
-    await api(o, 'POST', '/functions', spec);
-    progress.log(`${f.name}: deploying ${name} (${f.runtime}/${f.handler})`);
-    const t0 = performance.now();
-    await api(o, 'POST', `/functions/${name}/deploy`);
-    await waitUntilReady(o, name, timeoutMs);
-    d.deployMs = performance.now() - t0;
-    progress.log(`${f.name}: ready after ${(d.deployMs / 1000).toFixed(1)} s`);
-  }
-  const fn = await api<FunctionT>(o, 'GET', `/functions/${name}`);
-  d.snapshot = fn.readySnapshot;
-  if (c.recording && !d.reused) {
-    progress.log(`${f.name}: recording FaaSnap again with ${JSON.stringify(c.recording)}`);
-    await api<SnapshotT>(o, 'POST', `/snapshots/${d.snapshot}/record`, {
-      kind: 'faasnap',
-      params: spec.recordParams,
-      ...c.recording,
-    });
-  }
-  const snap = await api<SnapshotT>(o, 'GET', `/snapshots/${d.snapshot}`);
-  d.snapshotDir = snap.dir;
-  d.inspect = await api<SnapshotInspectT>(o, 'GET', `/snapshots/${d.snapshot}/inspect`).catch(
-    (e: unknown) => ({ error: (e as Error).message }),
-  );
 }
 
 /** The snapshots of one parallelism group: the ready one, plus n−1 copies when separate. */
@@ -433,26 +566,28 @@ async function waitForPool(o: ClientOptions, n: number): Promise<void> {
   }
 }
 
-/** One round: wait for the VMM pool, prepare the page cache, then n concurrent invocations. */
-async function round(
-  o: ClientOptions,
-  f: FunctionEntryT,
-  d: FunctionDeploy,
-  par: ParallelismT,
-  snaps: string[],
-  setting: SettingName,
-  record: number,
-  test: number,
-  repeat: number,
-): Promise<Sample[]> {
+/** One round: prepared, then n concurrent invocations, one sample each. */
+async function round(o: ClientOptions, r: Round): Promise<Sample[]> {
+  await prepareRound(o, r);
+  const params = r.f.inputs[r.test]!;
+  const sameInput = JSON.stringify(params) === JSON.stringify(r.f.inputs[r.record]);
+  return Promise.all(
+    Array.from({ length: r.par.n }, (_, slot) => collectSample(o, r, slot, params, sameInput)),
+  );
+}
+
+/**
+ * What a round's measured invocations find, unmeasured: a refilled VMM pool, every snapshot's
+ * page cache as the setting wants it, and for warm, running VMs.
+ */
+async function prepareRound(o: ClientOptions, r: Round): Promise<void> {
+  const { f, d, par, snaps, setting, record } = r;
   await waitForPool(o, par.n);
   if (setting !== 'warm')
     for (const s of snaps)
       await api(o, 'PUT', `/snapshots/${s}/cache`, {
         state: setting === 'cached' ? 'loaded' : 'dropped',
       });
-  const params = f.inputs[test]!;
-  const sameInput = JSON.stringify(params) === JSON.stringify(f.inputs[record]);
   if (setting === 'warm')
     // Warm is an instance that has already served a request: n unmeasured calls with the record
     // input start (or find idle) the VMs the measured ones then reuse.
@@ -465,67 +600,77 @@ async function round(
         }).catch(() => undefined),
       ),
     );
-  return Promise.all(
-    Array.from({ length: par.n }, async (_, slot): Promise<Sample> => {
-      const snapshot = snaps[par.snapshots === 'separate' ? slot : 0]!;
-      const base = {
-        function: f.name,
-        setting,
-        record,
-        test,
-        sameInput,
-        repeat,
-        parallelism: par.n,
-        snapshots: par.snapshots,
-        slot,
-        startedAt: new Date().toISOString(),
-      };
-      const t0 = performance.now();
-      try {
-        const inv = await api<InvocationT>(o, 'POST', `/functions/${d.registeredAs}/invocations`, {
-          mode: setting,
-          params,
-          snapshot,
-        });
-        const clientMs = performance.now() - t0;
-        const phases = phaseMap(inv.phases);
-        return {
-          ...base,
-          snapshot: inv.snapshot,
-          invocation: inv.id,
-          traceId: inv.traceId,
-          status: inv.status === 'succeeded' ? 'succeeded' : 'failed',
-          error: inv.error ? { code: inv.error.code, message: inv.error.message } : null,
-          clientMs,
-          durationMs: inv.durationMs,
-          e2eMs: e2eOf(inv.durationMs, phases),
-          phases,
-          ...guestBreakdown(phases, inv.result),
-          // After the answer, outside the measured time.
-          vmm: await vmmCounters(o, inv.traceId),
-        };
-      } catch (e) {
-        const clientMs = performance.now() - t0;
-        const details = (isFaasnapError(e) ? e.details : {}) as Record<string, unknown>;
-        return {
-          ...base,
-          snapshot,
-          invocation: typeof details.invocation === 'string' ? details.invocation : null,
-          traceId: typeof details.traceId === 'string' ? details.traceId : null,
-          status: 'error',
-          error: {
-            code: isFaasnapError(e) ? e.code : 'CLIENT_ERROR',
-            message: (e as Error).message,
-          },
-          clientMs,
-          durationMs: null,
-          e2eMs: null,
-          phases: {},
-          readMs: null,
-          processMs: null,
-          writeMs: null,
-        };
-      }
-    }),
-  );
+}
+
+/**
+ * One measured invocation (the round's `slot`) and its sample: the daemon's answer with its
+ * phases and VMM counters, or the API error it got.
+ */
+async function collectSample(
+  o: ClientOptions,
+  r: Round,
+  slot: number,
+  params: Record<string, unknown>,
+  sameInput: boolean,
+): Promise<Sample> {
+  const { f, d, par, snaps, setting, record, test, repeat } = r;
+  const snapshot = snaps[par.snapshots === 'separate' ? slot : 0]!;
+  const base = {
+    function: f.name,
+    setting,
+    record,
+    test,
+    sameInput,
+    repeat,
+    parallelism: par.n,
+    snapshots: par.snapshots,
+    slot,
+    startedAt: new Date().toISOString(),
+  };
+  const t0 = performance.now();
+  try {
+    const inv = await api<InvocationT>(o, 'POST', `/functions/${d.registeredAs}/invocations`, {
+      mode: setting,
+      params,
+      snapshot,
+    });
+    const clientMs = performance.now() - t0;
+    const phases = phaseMap(inv.phases);
+    return {
+      ...base,
+      snapshot: inv.snapshot,
+      invocation: inv.id,
+      traceId: inv.traceId,
+      status: inv.status === 'succeeded' ? 'succeeded' : 'failed',
+      error: inv.error ? { code: inv.error.code, message: inv.error.message } : null,
+      clientMs,
+      durationMs: inv.durationMs,
+      e2eMs: e2eOf(inv.durationMs, phases),
+      phases,
+      ...guestBreakdown(phases, inv.result),
+      // After the answer, outside the measured time.
+      vmm: await vmmCounters(o, inv.traceId),
+    };
+  } catch (e) {
+    const clientMs = performance.now() - t0;
+    const details = (isFaasnapError(e) ? e.details : {}) as Record<string, unknown>;
+    return {
+      ...base,
+      snapshot,
+      invocation: typeof details.invocation === 'string' ? details.invocation : null,
+      traceId: typeof details.traceId === 'string' ? details.traceId : null,
+      status: 'error',
+      error: {
+        code: isFaasnapError(e) ? e.code : 'CLIENT_ERROR',
+        message: (e as Error).message,
+      },
+      clientMs,
+      durationMs: null,
+      e2eMs: null,
+      phases: {},
+      readMs: null,
+      processMs: null,
+      writeMs: null,
+    };
+  }
 }
