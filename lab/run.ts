@@ -6,12 +6,11 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import {
-  closeSync,
   existsSync,
   mkdtempSync,
-  openSync,
   readFileSync,
   rmSync,
+  truncateSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -127,8 +126,8 @@ export async function runInLab(o: LabRunOptions): Promise<number> {
     const env = { FAASNAP_TIME_SCALE: LAB_TIME_SCALE, ...o.env, FAASNAP_LAB: '1' };
     writeFileSync(join(runDir, 'cmd.sh'), commandScript(o.command, o.cwd, env));
     const disk = join(runDir, 'data.img');
-    closeSync(openSync(disk, 'w'));
-    execFileSync('truncate', ['-s', `${o.diskGiB}G`, disk]);
+    writeFileSync(disk, '');
+    truncateSync(disk, o.diskGiB * 2 ** 30); // sparse: blocks are allocated as L1 writes
     execFileSync(MKFS_EXT4, ['-q', '-F', '-E', 'lazy_itable_init=1,lazy_journal_init=1', disk]);
 
     const args = qemuArgs(assets, o, runDir, { project, cache });
