@@ -31,7 +31,7 @@ async function startChild(dir: string): Promise<Child> {
       stdio: ['ignore', 'ignore', 'inherit'],
     },
   );
-  for (let i = 0; i < 300; i++) {
+  for (const deadline = Date.now() + scaledMs(15_000); Date.now() < deadline;) {
     if (existsSync(info))
       return { proc, url: (JSON.parse(readFileSync(info, 'utf8')) as { url: string }).url };
     if (proc.exitCode !== null) break;
@@ -50,7 +50,10 @@ function killed(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
 }
 
 async function waitGone(pids: number[]): Promise<void> {
-  for (let i = 0; i < 100 && pids.some(processAlive); i++)
+  for (
+    const deadline = Date.now() + scaledMs(5000);
+    Date.now() < deadline && pids.some(processAlive);
+  )
     await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(pids.filter(processAlive), [], 'VMM processes outlived their daemon');
 }
@@ -92,7 +95,10 @@ kvmTest(
       await call('POST', '/functions/cut/deploy');
       const vmmPids = new Set<number>();
       let state = 'booting';
-      for (let i = 0; i < 500 && ['booting', 'warm'].includes(state); i++) {
+      for (
+        const deadline = Date.now() + scaledMs(10_000);
+        Date.now() < deadline && ['booting', 'warm'].includes(state);
+      ) {
         for (const v of (await call('GET', '/vms')).body as { pid: number | null }[])
           if (v.pid) vmmPids.add(v.pid);
         state = (await call('GET', '/functions/cut')).body.state;
@@ -162,7 +168,7 @@ kvmTest(
         timeoutMs: 60_000,
       }).catch(() => undefined);
       let pid: number | undefined;
-      for (let i = 0; i < 200 && !pid; i++) {
+      for (const deadline = Date.now() + scaledMs(4000); Date.now() < deadline && !pid;) {
         pid = ((await call('GET', '/vms')).body as { state: string; pid: number }[]).find(
           (v) => v.state === 'running',
         )?.pid;

@@ -121,7 +121,7 @@ kvmTest(
         'hangs',
       );
       let pid: number | undefined;
-      for (let i = 0; i < 200 && !pid; i++) {
+      for (const deadline = Date.now() + scaledMs(4000); Date.now() < deadline && !pid;) {
         const v = (await d.call('GET', '/vms')).body.find(
           (x: { state: string }) => x.state === 'running',
         );
