@@ -1,8 +1,9 @@
 // Tier 3 through the daemon: a python and a node function bundled in the test image are
 // deployed (boot to a ready agent, warm-up invocation, snapshot, FaaSnap and REAP recordings
-// driven through the agent) and invoked in every kind of start: snapshot memory modes, and warm
-// (the second warm call reuses the VM). Inputs come from Redis through the agent's storage
-// relay; a raising function is an error result; uploaded code runs like a bundled handler.
+// driven through the agent) and invoked in every kind of start: every snapshot memory mode (the
+// FaaSnap ablations included), and warm (the second warm call reuses the VM). Inputs come from
+// Redis through the agent's storage relay; a raising function is an error result; uploaded code
+// runs like a bundled handler.
 // The daemon may run one VM at a time, so the idle warm VM is evicted for the next deploy.
 // Each deploy boots the guest once (~1 min).
 
@@ -63,27 +64,42 @@ async function invoke(d: TestDaemon, fn: string, body: object) {
 
 const phaseNames = (inv: { phases: { name: string }[] }) => inv.phases.map((p) => p.name);
 
+/** A daemon that may run one VM at a time: an idle warm VM must be evicted for the next deploy. */
+async function oneVmDaemon(t: { skip(msg: string): void }): Promise<TestDaemon | undefined> {
+  const files = guestFiles();
+  if (typeof files === 'string') {
+    t.skip(files);
+    return undefined;
+  }
+  const d = await startDaemon({ guest: files, maxVms: 1, maxMemoryMiB: 2048, poolSize: 2 });
+  assert.equal((await d.call('GET', '/healthz')).body.runtimes.python, true);
+  return d;
+}
+
+const EVERY_MODE = [
+  'vanilla',
+  'cached',
+  'eager',
+  'reap',
+  'faasnap',
+  'faasnap-no-concurrent-paging',
+  'faasnap-no-regions',
+  'faasnap-no-compact-file',
+];
+
 test(
-  'python and node functions deploy and run in every mode (tier 3)',
-  { timeout: scaledMs(40 * 60_000) },
+  'a python function deploys and runs restored in every memory mode and warm (tier 3)',
+  { timeout: scaledMs(20 * 60_000) },
   async (t) => {
-    const files = guestFiles();
-    if (typeof files === 'string') return t.skip(files);
-    // One VM at a time: the idle warm VM must be stopped for the next deploy to start.
-    const d = await startDaemon({
-      guest: files,
-      maxVms: 1,
-      maxMemoryMiB: 2048,
-      poolSize: 2,
-    });
+    const d = await oneVmDaemon(t);
+    if (!d) return;
     try {
-      assert.equal((await d.call('GET', '/healthz')).body.runtimes.python, true);
       const put = await d.call('PUT', '/objects/a.json', Buffer.from('{"a": [1, 2, 3]}'));
       assert.ok(put.status < 300, put.text);
       await d.call('PUT', '/objects/b.json', Buffer.from('{"b": 1, "c": {"d": [true, null]}}'));
 
       await deploy(d, PY);
-      for (const mode of ['vanilla', 'cached', 'faasnap', 'reap', 'eager']) {
+      for (const mode of EVERY_MODE) {
         const inv = await invoke(d, PY.name, { mode, params: { name: mode } });
         assert.equal(inv.status, 'succeeded', JSON.stringify(inv));
         assert.equal((inv.result as { greeting: string }).greeting, `Hello, ${mode}!`);
@@ -123,7 +139,20 @@ test(
       });
       assert.equal(missing.status, 'failed');
       assert.equal(missing.error?.code, 'FUNCTION_ERROR');
+    } finally {
+      await d.stop();
+    }
+    // Every VM (warm ones too) is gone with the daemon.
+  },
+);
 
+test(
+  'raising, uploaded and node functions deploy and run (tier 3)',
+  { timeout: scaledMs(20 * 60_000) },
+  async (t) => {
+    const d = await oneVmDaemon(t);
+    if (!d) return;
+    try {
       // A raising function: an error result, and the VM is discarded.
       await deploy(d, EXEC);
       const boom = await invoke(d, EXEC.name, {
