@@ -94,10 +94,6 @@ test(
     const d = await oneVmDaemon(t);
     if (!d) return;
     try {
-      const put = await d.call('PUT', '/objects/a.json', Buffer.from('{"a": [1, 2, 3]}'));
-      assert.ok(put.status < 300, put.text);
-      await d.call('PUT', '/objects/b.json', Buffer.from('{"b": 1, "c": {"d": [true, null]}}'));
-
       await deploy(d, PY);
       for (const mode of EVERY_MODE) {
         const inv = await invoke(d, PY.name, { mode, params: { name: mode } });
@@ -119,6 +115,26 @@ test(
       assert.ok(phaseNames(warm1).includes('restore'), 'the first warm call starts the VM');
       assert.ok(!phaseNames(warm2).includes('restore'), `warm hit: ${phaseNames(warm2)}`);
       t.diagnostic(`warm hit: ${warm2.durationMs.toFixed(0)} ms end to end`);
+      assert.equal((await d.call('GET', '/vms')).body.length, 1, 'one idle warm VM is kept');
+    } finally {
+      await d.stop();
+    }
+    // Every VM (warm ones too) is gone with the daemon.
+  },
+);
+
+test(
+  'an idle warm VM is evicted for the next deploy; input comes from Redis (tier 3)',
+  { timeout: scaledMs(20 * 60_000) },
+  async (t) => {
+    const d = await oneVmDaemon(t);
+    if (!d) return;
+    try {
+      const put = await d.call('PUT', '/objects/a.json', Buffer.from('{"a": [1, 2, 3]}'));
+      assert.ok(put.status < 300, put.text);
+      await d.call('PUT', '/objects/b.json', Buffer.from('{"b": 1, "c": {"d": [true, null]}}'));
+      await deploy(d, PY);
+      await invoke(d, PY.name, { mode: 'warm', params: { name: 'w' } });
       assert.equal((await d.call('GET', '/vms')).body.length, 1, 'one idle warm VM is kept');
 
       // Input from Redis through the agent; recorded with a.json, tested with b.json.
@@ -142,7 +158,6 @@ test(
     } finally {
       await d.stop();
     }
-    // Every VM (warm ones too) is gone with the daemon.
   },
 );
 
