@@ -1,3 +1,5 @@
+// The smoke script of docs/RESULTS.md's first lab run (run in L1 with `faasnap lab run -- node <this file>`).
+/* global console, setTimeout, process */
 import { startDaemon } from '/work/main/dist/test/daemon/support.js';
 import { guestFiles } from '/work/main/dist/test/guest/support.js';
 const t0 = Date.now();
