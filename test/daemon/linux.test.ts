@@ -10,6 +10,7 @@
 import { scaledMs } from '../../common/time-scale.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { MEMORY_MODES } from '../../loader/modes.js';
 import { guestFiles } from '../guest/support.js';
 import { startDaemon, type TestDaemon } from './support.js';
 
@@ -76,17 +77,6 @@ async function oneVmDaemon(t: { skip(msg: string): void }): Promise<TestDaemon |
   return d;
 }
 
-const EVERY_MODE = [
-  'vanilla',
-  'cached',
-  'eager',
-  'reap',
-  'faasnap',
-  'faasnap-no-concurrent-paging',
-  'faasnap-no-regions',
-  'faasnap-no-compact-file',
-];
-
 test(
   'a python function deploys and runs restored in every memory mode and warm (tier 3)',
   { timeout: scaledMs(20 * 60_000) },
@@ -95,7 +85,7 @@ test(
     if (!d) return;
     try {
       await deploy(d, PY);
-      for (const mode of EVERY_MODE) {
+      for (const mode of MEMORY_MODES) {
         const inv = await invoke(d, PY.name, { mode, params: { name: mode } });
         assert.equal(inv.status, 'succeeded', JSON.stringify(inv));
         assert.equal((inv.result as { greeting: string }).greeting, `Hello, ${mode}!`);
