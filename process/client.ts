@@ -60,22 +60,39 @@ export class VmmProcess {
    * A `background` process starts at the lowest CPU priority (its start-up, ~0.4 s of CPU here,
    * then only uses idle CPU); `foreground()` restores it. See priority.ts.
    */
-  static spawn(opts: { background?: boolean } = {}): Promise<VmmProcess> {
+  static spawn(opts: { background?: boolean; signal?: AbortSignal } = {}): Promise<VmmProcess> {
     return new Promise((resolve, reject) => {
+      if (opts.signal?.aborted) {
+        reject(new FaasnapError('VMM_START_FAILED', 'start-up cancelled'));
+        return;
+      }
       const child = fork(WORKER, [], {
         serialization: 'advanced',
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       });
+      // A cancelled start-up (the pool closing) kills the child at once instead of leaving it to
+      // finish starting, or to its timeout, with the caller gone.
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        child.off('exit', onEarlyExit);
+        child.once('exit', () =>
+          reject(new FaasnapError('VMM_START_FAILED', 'start-up cancelled')),
+        );
+        child.kill('SIGKILL');
+      };
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
       // At once, so that start-up itself runs in the background; threads Node started before
       // this call are lowered when the process is ready.
       if (opts.background && child.pid) setPriority(child.pid, BACKGROUND_NICE);
       const timeoutMs = opts.background ? BACKGROUND_START_TIMEOUT_MS : START_TIMEOUT_MS;
       const timer = setTimeout(() => {
+        opts.signal?.removeEventListener('abort', onAbort);
         child.kill('SIGKILL');
         reject(new FaasnapError('VMM_START_FAILED', `no ready message within ${timeoutMs} ms`));
       }, timeoutMs);
       const onEarlyExit = (code: number | null): void => {
         clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
         reject(
           new FaasnapError('VMM_START_FAILED', `exited with code ${code} before it was ready`),
         );
@@ -84,6 +101,7 @@ export class VmmProcess {
       child.once('message', (m: Event) => {
         clearTimeout(timer);
         child.off('exit', onEarlyExit);
+        opts.signal?.removeEventListener('abort', onAbort);
         if (m.event !== 'ready') {
           child.kill('SIGKILL');
           reject(new FaasnapError('VMM_START_FAILED', 'unexpected first message'));

@@ -11,6 +11,9 @@ export class VmmPool {
   private readonly idle: VmmProcess[] = [];
   private refilling = 0;
   private closed = false;
+  /** Cancels the start-ups in flight when the pool closes. */
+  private readonly closing = new AbortController();
+  private readonly starting = new Set<Promise<void>>();
 
   constructor(readonly size: number) {}
 
@@ -35,15 +38,27 @@ export class VmmPool {
     return p;
   }
 
+  /** Stops the idle processes and those still starting; resolves when all are gone. */
   async close(): Promise<void> {
     this.closed = true;
+    this.closing.abort();
     await Promise.all(this.idle.splice(0).map((p) => p.kill()));
+    await Promise.allSettled([...this.starting]);
   }
 
-  private async spawnOne(): Promise<void> {
+  private spawnOne(): Promise<void> {
+    const started = this.startOne().finally(() => this.starting.delete(started));
+    this.starting.add(started);
+    return started;
+  }
+
+  private async startOne(): Promise<void> {
     this.refilling++;
     try {
-      const p = await VmmProcess.spawn({ background: canStartInBackground() });
+      const p = await VmmProcess.spawn({
+        background: canStartInBackground(),
+        signal: this.closing.signal,
+      });
       if (this.closed) await p.kill();
       else this.idle.push(p);
     } finally {
