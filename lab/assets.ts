@@ -24,7 +24,7 @@ import { labModuleOrder } from './modules.js';
 
 export const QEMU = '/usr/bin/qemu-system-x86_64';
 const BUSYBOX = '/bin/busybox';
-const MKFS_EXT4 = '/sbin/mkfs.ext4';
+export const MKFS_EXT4 = '/sbin/mkfs.ext4';
 /** Debian packages the lab needs on the host, by the file each provides. */
 const HOST_PACKAGES: ReadonlyArray<[file: string, pkg: string]> = [
   [QEMU, 'qemu-system-x86'],
@@ -195,5 +195,3 @@ export function ensureLabAssets(opts: { install: boolean }): LabAssets {
     initramfs: ensureInitramfs(root),
   };
 }
-
-export { MKFS_EXT4 };

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { isFaasnapError } from '../../common/errors.js';
+import { processAlive } from '../../common/process.js';
 import { repoRoot } from '../../guest/rootfs/index.js';
 import { ensureLabAssets } from '../../lab/assets.js';
 import { writeCpio } from '../../lab/cpio.js';
@@ -27,15 +28,6 @@ function collector(): { stream: Writable; text: () => string } {
     text: () => Buffer.concat(chunks).toString(),
   };
 }
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** Inside L1 the lab would nest QEMU's emulation in itself (hours): these run on the host. */
 const nested = process.env.FAASNAP_LAB === '1' ? 'runs on the host, not inside the lab' : false;
@@ -89,7 +81,7 @@ test(
     );
     assert.match(out.text(), /started/, 'the command had started before the timeout');
     assert.ok(run, 'QEMU started');
-    assert.equal(alive(run.pid), false, 'QEMU was killed');
+    assert.equal(processAlive(run.pid), false, 'QEMU was killed');
     assert.equal(existsSync(run.runDir), false, 'the run folder was removed');
   },
 );
@@ -119,6 +111,6 @@ test(
         isFaasnapError(e, 'LAB_BOOT_FAILED') &&
         /Kernel panic|No working init/.test(String(e.details.consoleTail)),
     );
-    assert.ok(run && !alive(run.pid) && !existsSync(run.runDir));
+    assert.ok(run && !processAlive(run.pid) && !existsSync(run.runDir));
   },
 );
