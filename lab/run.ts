@@ -91,9 +91,11 @@ export function qemuArgs(
     ...['-smp', String(o.vcpus), '-m', String(o.memoryMiB)],
     ...['-nodefaults', '-display', 'none', '-no-reboot'],
     ...['-kernel', a.kernel, '-initrd', a.initramfs],
-    ...['-append', 'console=ttyS0 loglevel=4 panic=-1 mitigations=off'],
+    ...['-append', 'console=ttyS0 loglevel=4 panic=-1 mitigations=off sysrq_always_enabled'],
     // ttyS0: L1's kernel console, kept for errors; ttyS1: the command's output.
     ...['-serial', `file:${join(runDir, 'console.log')}`, '-serial', 'stdio'],
+    // A monitor for looking inside a stuck L1 (docs/lab.md: sysrq task dumps to console.log).
+    ...['-monitor', `unix:${join(runDir, 'monitor.sock')},server=on,wait=off`],
     ...['-drive', `file=${join(runDir, 'data.img')},format=raw,if=virtio,cache=none,aio=threads`],
     ...virtfs(runDir, 'run'),
     ...virtfs('/', 'hostroot', ',readonly=on'),

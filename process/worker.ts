@@ -30,7 +30,8 @@ let vm: Vm | undefined;
 let recording: Recording<unknown> | undefined;
 
 function send(msg: Reply | Event): void {
-  process.send?.(msg);
+  // After the controller is gone there is no one to tell; 'disconnect' below ends the process.
+  if (process.connected) process.send?.(msg);
 }
 
 function attach(v: Vm): Vm {
@@ -233,4 +234,7 @@ process.on('disconnect', () => {
   process.exit(0);
 });
 
+// A controller killed while this process was still loading (a pool refill of a daemon that
+// died) disconnected before the handler above existed.
+if (!process.connected) process.exit(0);
 send({ event: 'ready', pid: process.pid, readyMs: performance.now() });
