@@ -42,8 +42,13 @@ mount -t tmpfs run $R/run
 mount -t tmpfs vartmp $R/var/tmp
 mount -t ext4 -o noatime /dev/vda $R/tmp || fail "data disk"
 chmod 1777 $R/tmp
+# A project or cache under /tmp (a clone in a temp folder) has no folder on the fresh data disk.
+mkdir -p "$R$PROJECT" || fail "no folder for the project at $PROJECT"
 p9 project "$R$PROJECT" cache=mmap
-if [ -n "$CACHE" ] && [ -d "$R$CACHE" ]; then p9 cache "$R$CACHE" cache=mmap; fi
+if [ -n "$CACHE" ]; then
+  mkdir -p "$R$CACHE" || fail "no folder for the cache at $CACHE"
+  p9 cache "$R$CACHE" cache=mmap
+fi
 mkdir -p $R/run/lab
 mount --bind /lab $R/run/lab
 if [ -d /sys/fs/cgroup ]; then mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2> /dev/null; fi
