@@ -8,7 +8,8 @@ export interface MachineInfo {
   cores: number;
   memGiB: number;
   kernel: string;
-  kvm: 'pvm' | 'hardware' | 'absent';
+  /** `lab`: hardware-style KVM (kvm_amd) inside the lab's emulated L1 (docs/lab.md). */
+  kvm: 'pvm' | 'hardware' | 'lab' | 'absent';
   node: string;
 }
 
@@ -17,7 +18,9 @@ export function machineInfo(): MachineInfo {
     ? 'absent'
     : existsSync('/sys/module/kvm_pvm')
       ? 'pvm'
-      : 'hardware';
+      : process.env.FAASNAP_LAB === '1'
+        ? 'lab'
+        : 'hardware';
   let cpu = cpus()[0]?.model ?? 'unknown';
   try {
     cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpu;

@@ -21,6 +21,7 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isFaasnapError } from '../../common/errors.js';
+import { scaledMs } from '../../common/time-scale.js';
 import type {
   FunctionT,
   InvocationT,
@@ -554,11 +555,12 @@ async function snapshotsFor(o: ClientOptions, ready: string, par: ParallelismT):
 }
 
 /**
- * Waits (up to 15 s) until the daemon's VMM pool holds `n` idle processes (or is full), so that
- * no invocation pays for starting a VMM process because the previous round drained the pool.
+ * Waits (up to 15 s, scaled in the lab) until the daemon's VMM pool holds `n` idle processes (or
+ * is full), so that no invocation pays for starting a VMM process because the previous round
+ * drained the pool.
  */
 async function waitForPool(o: ClientOptions, n: number): Promise<void> {
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + scaledMs(15_000);
   for (;;) {
     const h = await api<{ pool: { size: number; idle: number } }>(o, 'GET', '/healthz');
     if (h.pool.idle >= Math.min(n, h.pool.size) || Date.now() > deadline) return;
