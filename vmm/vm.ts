@@ -14,8 +14,13 @@ import { CMOS_PORT_BASE, CMOS_PORT_LEN, Cmos } from './devices/legacy/cmos.js';
 import { I8042 } from './devices/legacy/i8042.js';
 import { Serial } from './devices/legacy/serial.js';
 import type { VirtioDevice } from './devices/virtio/device.js';
-import { createVirtioDevice, type VirtioDeviceSpec } from './devices/virtio/factory.js';
-import { VirtioMmioTransport } from './devices/virtio/mmio.js';
+import {
+  createVirtioDevice,
+  restoreVirtioDevice,
+  type CreatedDevice,
+  type VirtioDeviceSpec,
+} from './devices/virtio/factory.js';
+import { VirtioMmioTransport, type VirtioMmioArgs } from './devices/virtio/mmio.js';
 import type { InterruptLine } from './interrupt.js';
 import { Kvm } from './kvm/system.js';
 import { LAYOUTS, decodeStructBlob, initialFpu } from './kvm/structs.js';
@@ -352,11 +357,25 @@ export class Vm {
     this.releasables.push({ release: () => watcher.close() });
   }
 
-  /** Adds a virtio device described by `spec` (its config is kept for snapshots). */
+  /**
+   * Adds a virtio device described by `spec` (its config is kept for snapshots); with
+   * `savedTransport` (untrusted), restores the device and its transport from it.
+   */
   addDevice(spec: VirtioDeviceSpec, savedTransport?: unknown): { base: number; gsi: number } {
-    const { device, resources } = createVirtioDevice(spec);
-    for (const r of resources) this.own(r);
-    const slot = this.addVirtioDevice(device, savedTransport);
+    // Backends are the VM's from the moment they open: a restore that fails later releases them.
+    const owned = ({ device, resources }: CreatedDevice): VirtioDevice => {
+      for (const r of resources) this.own(r);
+      return device;
+    };
+    const slot =
+      savedTransport === undefined
+        ? this.addVirtioDevice(owned(createVirtioDevice(spec)))
+        : this.attachVirtio((args) =>
+            VirtioMmioTransport.restore(
+              { ...args, restoreDevice: (state) => owned(restoreVirtioDevice(spec, state)) },
+              savedTransport,
+            ),
+          );
     this.deviceSpecs.push(spec);
     return slot;
   }
@@ -375,19 +394,19 @@ export class Vm {
    * Attaches a virtio device behind a virtio-mmio transport: next free MMIO slot and GSI, an
    * irqfd for its interrupt and one ioeventfd per queue for notifications.
    */
-  addVirtioDevice(
-    device: VirtioDevice,
-    savedTransport?: unknown,
-  ): { base: number; gsi: number; transport: VirtioMmioTransport } {
+  addVirtioDevice(device: VirtioDevice): AttachedVirtio {
+    return this.attachVirtio((args) => new VirtioMmioTransport({ ...args, device }));
+  }
+
+  /** addVirtioDevice with the transport made by `make`: new, or restored with its device. */
+  private attachVirtio(
+    make: (args: Omit<VirtioMmioArgs, 'device'>) => VirtioMmioTransport,
+  ): AttachedVirtio {
     this.requireState('created');
     const { base, gsi } = virtioSlot(this.virtio.length);
-    const args = { device, memory: this.memory, interrupt: this.createIrqLine(gsi) };
-    const transport =
-      savedTransport === undefined
-        ? new VirtioMmioTransport(args)
-        : VirtioMmioTransport.restore(args, savedTransport);
+    const transport = make({ memory: this.memory, interrupt: this.createIrqLine(gsi) });
     this.mmio.insert(transport, base, VIRTIO_MMIO_SIZE);
-    device.queueMaxSizes.forEach((_, q) => {
+    transport.device.queueMaxSizes.forEach((_, q) => {
       this.addIoEventFd({ addr: base + QUEUE_NOTIFY, pio: false, len: 4, datamatch: q }, () =>
         transport.notify(q),
       );
@@ -514,6 +533,12 @@ export class Vm {
       );
     }
   }
+}
+
+interface AttachedVirtio {
+  base: number;
+  gsi: number;
+  transport: VirtioMmioTransport;
 }
 
 /** MMIO window and GSI of the n-th virtio device. */

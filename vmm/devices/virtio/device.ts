@@ -4,7 +4,7 @@
 
 import type { GuestMemory } from '../../guest-memory.js';
 import type { InterruptLine } from '../../interrupt.js';
-import type { PersistInPlace } from '../../persist.js';
+import type { Persist } from '../../persist.js';
 import type { Queue } from './queue.js';
 
 /** What a device gets when the driver sets DRIVER_OK. */
@@ -24,7 +24,11 @@ export interface VirtioActivation {
   notify(queueIndex: number): void;
 }
 
-export interface VirtioDevice extends PersistInPlace<unknown> {
+/**
+ * Each model also has a static `restore(options, state)` (vmm/persist.ts's Restorer), reached
+ * through the factory's `restoreVirtioDevice`.
+ */
+export interface VirtioDevice extends Persist<unknown> {
   /** Virtio device id (§5), e.g. VIRTIO_ID_BLOCK. */
   readonly deviceType: number;
   /** Maximum size of each queue; the length is the number of queues. */
@@ -52,9 +56,4 @@ export interface VirtioDevice extends PersistInPlace<unknown> {
 
   /** Device-specific state as plain JSON (the transport saves queues and registers). */
   save(): unknown;
-  /**
-   * Applies untrusted saved state to a freshly constructed device (same backend), before the
-   * transport re-activates it. Throws STATE_INVALID when it does not match this device.
-   */
-  restore(state: unknown): void;
 }

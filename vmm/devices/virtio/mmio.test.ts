@@ -90,11 +90,28 @@ class EchoDevice implements VirtioDevice {
   save(): unknown {
     return { token: this.savedToken };
   }
-  restore(state: unknown): void {
-    if ((state as { token?: unknown }).token !== this.savedToken) {
+  static restore(_args: object, state: unknown): EchoDevice {
+    const d = new EchoDevice();
+    if ((state as { token?: unknown } | null)?.token !== d.savedToken) {
       throw new FaasnapError('STATE_INVALID', 'echo token');
     }
+    return d;
   }
+}
+
+/** Restores a transport around the EchoDevice restored from its part of `state`. */
+function restoreEcho(
+  mem: GuestMemory,
+  irq: { trigger(): void },
+  state: unknown,
+): { t: VirtioMmioTransport; dev: EchoDevice } {
+  let dev: EchoDevice | undefined;
+  const t = VirtioMmioTransport.restore(
+    { memory: mem, interrupt: irq, restoreDevice: (s) => (dev = EchoDevice.restore({}, s)) },
+    state,
+  );
+  assert.equal(t.device, dev);
+  return { t, dev: dev! };
 }
 
 interface Rig {
@@ -454,8 +471,7 @@ test('save/restore brings back a running device that keeps processing', () => {
   drv.write32(MMIO_QUEUE_SEL, 1);
   const saved: unknown = JSON.parse(JSON.stringify(t.save()));
 
-  const dev2 = new EchoDevice();
-  const t2 = VirtioMmioTransport.restore({ device: dev2, memory: mem, interrupt: irq }, saved);
+  const { t: t2, dev: dev2 } = restoreEcho(mem, irq, saved);
   assert.equal(t2.status, RUNNING);
   assert.equal(t2.running, true);
   assert.equal(dev2.activations, 1);
@@ -499,14 +515,45 @@ test('restore refuses mismatched or inconsistent state', () => {
   ];
   for (const [name, state] of cases) {
     assert.throws(
-      () =>
-        VirtioMmioTransport.restore(
-          { device: new EchoDevice(), memory: mem, interrupt: irq },
-          state,
-        ),
+      () => restoreEcho(mem, irq, state),
       (e: unknown) => isFaasnapError(e, 'STATE_INVALID'),
       name,
     );
+  }
+});
+
+test('restore validates the transport state before it restores the device', () => {
+  const { t, drv, mem, irq, q0, q1 } = rig();
+  drv.init([q0, q1]);
+  const good = t.save();
+  // None of these needs the device to be refused: its backend is never opened.
+  const cases: unknown[] = [
+    null,
+    { ...good, driverFeatures: '0x10' },
+    { ...good, driverFeatures: '99999999999999999999' },
+    { ...good, status: RUNNING | 0x20 },
+    { ...good, status: STATUS_ACKNOWLEDGE | STATUS_FEATURES_OK },
+    { ...good, interruptStatus: 4 },
+    { ...good, extra: 1 },
+  ];
+  for (const state of cases) {
+    let restored = 0;
+    assert.throws(
+      () =>
+        VirtioMmioTransport.restore(
+          {
+            memory: mem,
+            interrupt: irq,
+            restoreDevice: (s) => {
+              restored++;
+              return EchoDevice.restore({}, s);
+            },
+          },
+          state,
+        ),
+      (e: unknown) => isFaasnapError(e, 'STATE_INVALID'),
+    );
+    assert.equal(restored, 0, JSON.stringify(state));
   }
 });
 
@@ -514,8 +561,7 @@ test('a device marked for reset is restored stopped', () => {
   const { t, drv, mem, irq, q0, q1 } = rig();
   drv.init([q0, q1]);
   drv.write32(MMIO_STATUS, RUNNING | STATUS_FAILED);
-  const dev2 = new EchoDevice();
-  const t2 = VirtioMmioTransport.restore({ device: dev2, memory: mem, interrupt: irq }, t.save());
+  const { t: t2, dev: dev2 } = restoreEcho(mem, irq, t.save());
   assert.equal(t2.running, false);
   assert.equal(dev2.activations, 0);
   assert.equal(t2.status, RUNNING | STATUS_FAILED | STATUS_DEVICE_NEEDS_RESET);

@@ -66,6 +66,15 @@ export interface VirtioMmioArgs {
   interrupt: InterruptLine;
 }
 
+/** Restore's args: no device yet, since the device's saved state is part of the transport's. */
+export interface VirtioMmioRestoreArgs extends Omit<VirtioMmioArgs, 'device'> {
+  /**
+   * Restores the device model from its part of the saved state (untrusted), after the transport
+   * has validated its own. What it opens is the caller's to release if restore throws later.
+   */
+  restoreDevice(state: unknown): VirtioDevice;
+}
+
 const U32 = { minimum: 0, maximum: 0xffffffff };
 const FeatureString = Type.String({ pattern: '^(0|[1-9][0-9]{0,19})$' });
 
@@ -246,20 +255,14 @@ export class VirtioMmioTransport implements BusDevice, Persist<VirtioMmioState> 
   }
 
   /**
-   * Rebuilds a transport around a freshly constructed `device` from untrusted state, and
-   * re-activates the device if it was running. Throws STATE_INVALID.
+   * Validates untrusted state, restores the device from it, builds the transport around that
+   * device and re-activates it if it was running. Throws STATE_INVALID.
    */
-  static restore(args: VirtioMmioArgs, state: unknown): VirtioMmioTransport {
+  static restore(args: VirtioMmioRestoreArgs, state: unknown): VirtioMmioTransport {
     const s = validateState('virtio-mmio transport', VirtioMmioStateSchema, state);
-    const t = new VirtioMmioTransport(args);
     const bad = (detail: string): FaasnapError =>
       new FaasnapError('STATE_INVALID', `virtio-mmio transport ${detail}`);
-    if (s.deviceType !== args.device.deviceType) {
-      throw bad(`device type ${s.deviceType}, device is ${args.device.deviceType}`);
-    }
-    if (BigInt(s.offeredFeatures) !== t.offeredFeatures) {
-      throw bad('offered features differ from the device');
-    }
+    // What needs no device is checked before the device (and its backend) is restored.
     const driverFeatures = BigInt(s.driverFeatures);
     if (driverFeatures >= 1n << 64n) throw bad('driver features exceed 64 bits');
     if ((s.status & ~KNOWN_STATUS_BITS) !== 0) throw bad(`status 0x${s.status.toString(16)}`);
@@ -269,6 +272,14 @@ export class VirtioMmioTransport implements BusDevice, Persist<VirtioMmioState> 
       if (s.status & order[i]! && !(s.status & order[i - 1]!)) {
         throw bad(`status 0x${s.status.toString(16)} skips a step`);
       }
+    }
+    const device = args.restoreDevice(s.device);
+    const t = new VirtioMmioTransport({ device, memory: args.memory, interrupt: args.interrupt });
+    if (s.deviceType !== device.deviceType) {
+      throw bad(`device type ${s.deviceType}, device is ${device.deviceType}`);
+    }
+    if (BigInt(s.offeredFeatures) !== t.offeredFeatures) {
+      throw bad('offered features differ from the device');
     }
     if (
       s.status & STATUS_FEATURES_OK &&
@@ -282,7 +293,6 @@ export class VirtioMmioTransport implements BusDevice, Persist<VirtioMmioState> 
     s.queues.forEach((qs, i) => {
       t.queues[i] = Queue.restore({ memory: args.memory, maxSize: t.queues[i]!.maxSize }, qs);
     });
-    args.device.restore(s.device);
     t.driverFeatures = driverFeatures;
     t.driverFeaturesBeyond64 = s.driverFeaturesBeyond64;
     t.deviceFeaturesSel = s.deviceFeaturesSel;

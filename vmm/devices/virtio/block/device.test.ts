@@ -6,7 +6,12 @@ import * as path from 'node:path';
 import { isFaasnapError } from '../../../../common/errors.js';
 import { VirtioMmioTransport } from '../mmio.js';
 import { MmioDriverMock, MockVirtqueue, createTestMemory } from '../queue-mock.js';
-import { type BlockBackend, FileBlockBackend, VirtioBlock } from './device.js';
+import {
+  type BlockBackend,
+  FileBlockBackend,
+  VirtioBlock,
+  type VirtioBlockOptions,
+} from './device.js';
 import {
   STATUS_DEVICE_NEEDS_RESET,
   VIRTIO_BLK_F_FLUSH,
@@ -394,8 +399,13 @@ test('save/restore checks the disk behind the device', () => {
     const saved: unknown = JSON.parse(JSON.stringify(d.t.save()));
     const irq = { trigger() {} };
     const mem = d.q.memory;
-    const same = new VirtioBlock({ backend, serial: 'faasnap-disk0', queueSize: 16 });
-    const t2 = VirtioMmioTransport.restore({ device: same, memory: mem, interrupt: irq }, saved);
+    const restore = (opts: VirtioBlockOptions): VirtioMmioTransport =>
+      VirtioMmioTransport.restore(
+        { memory: mem, interrupt: irq, restoreDevice: (s) => VirtioBlock.restore(opts, s) },
+        saved,
+      );
+    const t2 = restore({ backend, serial: 'faasnap-disk0', queueSize: 16 });
+    const same = t2.device as VirtioBlock;
     assert.equal(t2.running, true);
     // The restored device serves requests posted on the same rings.
     d.q.onKick = () => t2.notify(0);
@@ -403,15 +413,22 @@ test('save/restore checks the disk behind the device', () => {
     assert.equal(r.status, VIRTIO_BLK_S_OK);
     assert.equal(same.stats.ok, 1);
 
-    const mismatches: VirtioBlock[] = [
-      new VirtioBlock({ backend: other, serial: 'faasnap-disk0', queueSize: 16 }),
-      new VirtioBlock({ backend, serial: 'other', queueSize: 16 }),
-      new VirtioBlock({ backend, serial: 'faasnap-disk0', queueSize: 16, readOnly: true }),
-      new VirtioBlock({ backend, serial: 'faasnap-disk0', queueSize: 32 }),
+    const mismatches: VirtioBlockOptions[] = [
+      { backend: other, serial: 'faasnap-disk0', queueSize: 16 },
+      { backend, serial: 'other', queueSize: 16 },
+      { backend, serial: 'faasnap-disk0', queueSize: 16, readOnly: true },
+      { backend, serial: 'faasnap-disk0', queueSize: 32 },
     ];
-    for (const dev of mismatches) {
+    for (const opts of mismatches) {
       assert.throws(
-        () => VirtioMmioTransport.restore({ device: dev, memory: mem, interrupt: irq }, saved),
+        () => restore(opts),
+        (e: unknown) => isFaasnapError(e, 'STATE_INVALID'),
+      );
+    }
+    const good = d.dev.save();
+    for (const bad of [null, {}, { ...good, capacitySectors: -1 }, { ...good, extra: 1 }]) {
+      assert.throws(
+        () => VirtioBlock.restore({ backend, serial: 'faasnap-disk0' }, bad),
         (e: unknown) => isFaasnapError(e, 'STATE_INVALID'),
       );
     }

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
 import { FaasnapError } from '../../../../common/errors.js';
 import { validateState } from '../../../../common/state.js';
-import type { PersistInPlace } from '../../../persist.js';
+import type { Persist } from '../../../persist.js';
 import type { VirtioActivation, VirtioDevice } from '../device.js';
 import type { DescriptorChain } from '../queue.js';
 import {
@@ -124,7 +124,7 @@ const CONFIG_SEG_MAX = 12;
 const CONFIG_NUM_QUEUES = 34;
 const SECTOR = BigInt(VIRTIO_BLK_SECTOR_SIZE);
 
-export class VirtioBlock implements VirtioDevice, PersistInPlace<VirtioBlockState> {
+export class VirtioBlock implements VirtioDevice, Persist<VirtioBlockState> {
   readonly deviceType = VIRTIO_ID_BLOCK;
   readonly queueMaxSizes: readonly number[];
   readonly availFeatures: bigint;
@@ -206,18 +206,24 @@ export class VirtioBlock implements VirtioDevice, PersistInPlace<VirtioBlockStat
     return { capacitySectors: this.capacitySectors, readOnly: this.readOnly, serial: this.serial };
   }
 
-  restore(state: unknown): void {
+  /**
+   * Rebuilds the device on `opts.backend` from untrusted state, before the transport
+   * re-activates it. Throws STATE_INVALID when the state does not match this disk.
+   */
+  static restore(opts: VirtioBlockOptions, state: unknown): VirtioBlock {
     const s = validateState('virtio-blk', VirtioBlockStateSchema, state);
+    const d = new VirtioBlock(opts);
     // The guest has cached capacity and mode: a different disk under it would corrupt data.
-    if (s.capacitySectors !== this.capacitySectors) {
+    if (s.capacitySectors !== d.capacitySectors) {
       throw new FaasnapError(
         'STATE_INVALID',
-        `virtio-blk capacity ${s.capacitySectors} sectors, disk has ${this.capacitySectors}`,
+        `virtio-blk capacity ${s.capacitySectors} sectors, disk has ${d.capacitySectors}`,
       );
     }
-    if (s.readOnly !== this.readOnly || s.serial !== this.serial) {
+    if (s.readOnly !== d.readOnly || s.serial !== d.serial) {
       throw new FaasnapError('STATE_INVALID', 'virtio-blk read-only flag or serial differ');
     }
+    return d;
   }
 
   /** Executes one request; returns the number of bytes written into the chain. */

@@ -10,7 +10,7 @@ import {
   VIRTIO_RING_F_INDIRECT_DESC,
   featureBit,
 } from '../constants.js';
-import { type ConsoleBackend, VirtioConsole } from './device.js';
+import { type ConsoleBackend, VirtioConsole, type VirtioConsoleOptions } from './device.js';
 
 /** A backend in memory: `feed` plays the host client, `output` collects what the guest sent. */
 class MemoryBackend implements ConsoleBackend {
@@ -144,9 +144,12 @@ test('save/restore: state is validated, and pending input reaches the restored g
 
   const backend2 = new MemoryBackend();
   backend2.feed('restored');
-  const dev2 = new VirtioConsole({ backend: backend2, queueSize: 16 });
   const t2 = VirtioMmioTransport.restore(
-    { device: dev2, memory: mem, interrupt: { trigger() {} } },
+    {
+      memory: mem,
+      interrupt: { trigger() {} },
+      restoreDevice: (s) => VirtioConsole.restore({ backend: backend2, queueSize: 16 }, s),
+    },
     state,
   );
   assert.ok(t2.running);
@@ -157,7 +160,7 @@ test('save/restore: state is validated, and pending input reaches the restored g
 
   for (const bad of [{}, { multiport: true }, { multiport: false, extra: 1 }, null]) {
     assert.throws(
-      () => new VirtioConsole({ backend: new MemoryBackend() }).restore(bad),
+      () => VirtioConsole.restore({ backend: new MemoryBackend() }, bad),
       (e) => isFaasnapError(e, 'STATE_INVALID'),
     );
   }
@@ -252,23 +255,19 @@ test('named port: MULTIPORT with one port, announced through the control queues'
 
   // State round trip keeps the shape and the open port; the other shape refuses it.
   const saved = JSON.parse(JSON.stringify(t.save())) as ReturnType<VirtioMmioTransport['save']>;
-  const dev2 = new VirtioConsole({
-    backend: new MemoryBackend(),
-    queueSize: 16,
-    portName: 'faasnap.agent',
-  });
-  VirtioMmioTransport.restore({ device: dev2, memory: mem, interrupt: { trigger() {} } }, saved);
-  assert.equal(dev2.guestOpen, true);
+  const restore = (opts: VirtioConsoleOptions): VirtioMmioTransport =>
+    VirtioMmioTransport.restore(
+      {
+        memory: mem,
+        interrupt: { trigger() {} },
+        restoreDevice: (s) => VirtioConsole.restore(opts, s),
+      },
+      saved,
+    );
+  const t2 = restore({ backend: new MemoryBackend(), queueSize: 16, portName: 'faasnap.agent' });
+  assert.equal((t2.device as VirtioConsole).guestOpen, true);
   assert.throws(
-    () =>
-      VirtioMmioTransport.restore(
-        {
-          device: new VirtioConsole({ backend: new MemoryBackend() }),
-          memory: mem,
-          interrupt: { trigger() {} },
-        },
-        saved,
-      ),
+    () => restore({ backend: new MemoryBackend() }),
     (e) => isFaasnapError(e, 'STATE_INVALID'),
   );
 });

@@ -23,7 +23,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { FaasnapError } from '../../../../common/errors.js';
 import { validateState } from '../../../../common/state.js';
-import type { PersistInPlace } from '../../../persist.js';
+import type { Persist } from '../../../persist.js';
 import type { VirtioActivation, VirtioDevice } from '../device.js';
 import {
   VIRTIO_CONSOLE_F_MULTIPORT,
@@ -94,7 +94,7 @@ export const VirtioConsoleStateSchema = Type.Object(
 );
 export type VirtioConsoleState = Static<typeof VirtioConsoleStateSchema>;
 
-export class VirtioConsole implements VirtioDevice, PersistInPlace<VirtioConsoleState> {
+export class VirtioConsole implements VirtioDevice, Persist<VirtioConsoleState> {
   readonly deviceType = VIRTIO_ID_CONSOLE;
   readonly queueMaxSizes: readonly number[];
   // No SIZE (the guest need not know a terminal size), no EMERG_WRITE; MULTIPORT with a name.
@@ -173,15 +173,21 @@ export class VirtioConsole implements VirtioDevice, PersistInPlace<VirtioConsole
     };
   }
 
-  restore(state: unknown): void {
+  /**
+   * Rebuilds the device on `opts.backend` from untrusted state, before the transport
+   * re-activates it. Throws STATE_INVALID when the state was saved with the other shape.
+   */
+  static restore(opts: VirtioConsoleOptions, state: unknown): VirtioConsole {
     const s = validateState('virtio-console', VirtioConsoleStateSchema, state);
-    if (s.multiport !== (this.portName !== undefined))
+    const d = new VirtioConsole(opts);
+    if (s.multiport !== (d.portName !== undefined))
       throw new FaasnapError(
         'STATE_INVALID',
         `virtio-console: saved ${s.multiport ? 'with' : 'without'} a named port, configured otherwise`,
       );
-    this.pendingControl = s.pendingControl.map((m) => Buffer.from(m, 'base64'));
-    this.guestOpenFlag = s.guestOpen;
+    d.pendingControl = s.pendingControl.map((m) => Buffer.from(m, 'base64'));
+    d.guestOpenFlag = s.guestOpen;
+    return d;
   }
 
   /** Driver → device control messages: the port handshake, and the guest opening the port. */
