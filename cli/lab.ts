@@ -43,8 +43,10 @@ export function registerLabCommands(program: Command): void {
     .action(async (command: string[], o: RunOptions) => {
       const abort = new AbortController();
       const onSignal = (): void => abort.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      // `on`, not `once`: a second signal (Ctrl-C twice, a group signal plus a forwarding parent)
+      // must not end the process before QEMU is killed and the run folder removed.
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       try {
         process.exitCode = await runInLab({
           command,

@@ -4,9 +4,11 @@
 // leaves no QEMU process and no run folder behind.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { isFaasnapError } from '../../common/errors.js';
@@ -27,6 +29,20 @@ function collector(): { stream: Writable; text: () => string } {
     }),
     text: () => Buffer.concat(chunks).toString(),
   };
+}
+
+/** Pids whose command line mentions `text`. */
+function processesNaming(text: string): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text);
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
 }
 
 /** Inside L1 the lab would nest QEMU's emulation in itself (hours): these run on the host. */
@@ -83,6 +99,55 @@ test(
     assert.ok(run, 'QEMU started');
     assert.equal(processAlive(run.pid), false, 'QEMU was killed');
     assert.equal(existsSync(run.runDir), false, 'the run folder was removed');
+  },
+);
+
+test(
+  '`lab run` signalled twice is LAB_INTERRUPTED and still leaves no QEMU and no run folder',
+  { timeout: 5 * 60_000, skip: nested },
+  async (t) => {
+    // The run folder goes to TMPDIR: a fresh one shows whether anything was left.
+    const tmp = mkdtempSync(join(tmpdir(), 'faasnap-lab-signal-'));
+    t.after(() => rmSync(tmp, { recursive: true, force: true }));
+    const cli = resolve(fileURLToPath(import.meta.url), '../../../cli/main.js');
+    const child = spawn(
+      process.execPath,
+      [
+        cli,
+        'lab',
+        'run',
+        '--memory',
+        '1024',
+        '--disk',
+        '2',
+        '--',
+        'sh',
+        '-c',
+        'echo started; sleep 600',
+      ],
+      { env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((res) => child.on('close', (code) => res(code)));
+    await new Promise<void>((res, rej) => {
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('started')) res();
+      });
+      void exited.then(() => rej(new Error(`lab run ended before the command started: ${err}`)));
+    });
+    assert.equal(readdirSync(tmp).length, 1, 'one run folder while it runs');
+    assert.equal(processesNaming(tmp).length, 1, 'QEMU runs with its files in that folder');
+    child.kill('SIGTERM');
+    // The second one while the first is being handled (QEMU being killed, the folder removed).
+    await new Promise((r) => setTimeout(r, 10));
+    child.kill('SIGTERM');
+    assert.notEqual(await exited, 0);
+    assert.match(err, /LAB_INTERRUPTED/);
+    assert.deepEqual(readdirSync(tmp), [], 'the run folder was removed');
+    assert.deepEqual(processesNaming(tmp), [], 'QEMU was killed');
   },
 );
 
