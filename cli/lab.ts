@@ -30,7 +30,12 @@ export function registerLabCommands(program: Command): void {
   lab
     .command('run')
     .description('run a command as root in the project tree inside the lab; exits with its status')
-    .option('--vcpus <n>', 'vCPUs of the lab machine', intOption(1, 64), 2)
+    .option(
+      '--vcpus <n>',
+      'vCPUs of the lab machine (more than 1 risks L1 livelocks: docs/lab.md)',
+      intOption(1, 64),
+      1,
+    )
     .option('--memory <MiB>', 'memory of the lab machine', intOption(512, 65536), 8192)
     .option('--disk <GiB>', 'size of the sparse ext4 data disk on /tmp', intOption(1, 1024), 32)
     .option(

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ERRORS } from '../../common/errors.js';
 import { kvmTest } from '../kvm/support.js';
-import { TOUCH_FN, startDaemon, type TestDaemon } from './support.js';
+import { TOUCH_FN, startDaemon, waitForState, type TestDaemon } from './support.js';
 
 function expectError(
   r: { status: number; body: { code?: string } },
@@ -22,10 +22,7 @@ function expectError(
 async function deployTouch(d: TestDaemon): Promise<string> {
   assert.equal((await d.call('POST', '/functions', TOUCH_FN)).status, 201);
   assert.equal((await d.call('POST', `/functions/${TOUCH_FN.name}/deploy`)).status, 202);
-  const w = await d.call(
-    'GET',
-    `/functions/${TOUCH_FN.name}/wait?state=ready&timeoutMs=${scaledMs(60000)}`,
-  );
+  const w = await waitForState(d.call, TOUCH_FN.name, 'ready', scaledMs(60000));
   assert.equal(w.body.reached, true, JSON.stringify(w.body));
   return w.body.function.readySnapshot as string;
 }
@@ -97,10 +94,7 @@ kvmTest(
         'FUNCTION_STATE',
       );
       expectError(await d.call('DELETE', `/functions/${TOUCH_FN.name}`), 409, 'FUNCTION_STATE');
-      const w = await d.call(
-        'GET',
-        `/functions/${TOUCH_FN.name}/wait?state=ready&timeoutMs=${scaledMs(60000)}`,
-      );
+      const w = await waitForState(d.call, TOUCH_FN.name, 'ready', scaledMs(60000));
       assert.equal(w.body.reached, true, JSON.stringify(w.body));
       const snap = w.body.function.readySnapshot as string;
       assert.equal((await d.call('GET', '/functions')).body.length, 2);

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { processAlive } from '../../common/process.js';
 import { kvmTest } from '../kvm/support.js';
-import { request } from './support.js';
+import { request, waitForState } from './support.js';
 
 const CLI = resolve(fileURLToPath(import.meta.url), '../../../cli/main.js');
 
@@ -74,11 +74,7 @@ kvmTest(
         stateMiB: 4,
       });
       await call('POST', '/functions/keep/deploy');
-      assert.equal(
-        (await call('GET', `/functions/keep/wait?state=ready&timeoutMs=${scaledMs(60000)}`)).body
-          .reached,
-        true,
-      );
+      assert.equal((await waitForState(call, 'keep', 'ready', scaledMs(60000))).body.reached, true);
       const done = await call('POST', '/functions/keep/invocations', {
         params: { range: { count: 300 } },
       });
@@ -143,15 +139,7 @@ kvmTest(
       });
       assert.equal(again.body.result.checksum, done.body.result.checksum);
       await call('POST', '/functions/cut/deploy');
-      assert.equal(
-        (
-          await call(
-            'GET',
-            `/functions/cut/wait?state=ready&timeoutMs=${Math.min(scaledMs(120000), 600_000)}`,
-          )
-        ).body.reached,
-        true,
-      );
+      assert.equal((await waitForState(call, 'cut', 'ready', scaledMs(120000))).body.reached, true);
 
       // Kill during an invocation.
       await call('POST', '/functions', {

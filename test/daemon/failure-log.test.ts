@@ -5,7 +5,7 @@ import { scaledMs } from '../../common/time-scale.js';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { kvmTest } from '../kvm/support.js';
-import { startDaemon } from './support.js';
+import { startDaemon, waitForState } from './support.js';
 
 kvmTest(
   'a failed deploy is logged once at error level with its function, step and code',
@@ -29,10 +29,7 @@ kvmTest(
       };
       assert.equal((await d.call('POST', '/functions', fn)).status, 201);
       assert.equal((await d.call('POST', '/functions/stuck/deploy')).status, 202);
-      const w = await d.call(
-        'GET',
-        `/functions/stuck/wait?state=failed&timeoutMs=${scaledMs(60000)}`,
-      );
+      const w = await waitForState(d.call, 'stuck', 'failed', scaledMs(60000));
       assert.equal(w.body.reached, true, JSON.stringify(w.body));
       assert.equal(w.body.function.error.code, 'FUNCTION_TIMEOUT');
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { touchChecksum, MICRO_PAGE_SIZE } from '../../guest/micro/index.js';
 import { statePageByte } from '../../daemon/runtime/micro.js';
 import { kvmTest } from '../kvm/support.js';
-import { TOUCH_FN, startDaemon, type TestDaemon } from './support.js';
+import { TOUCH_FN, startDaemon, waitForState, type TestDaemon } from './support.js';
 
 const STATE_PAGES = TOUCH_FN.stateMiB * 256;
 
@@ -37,10 +37,7 @@ kvmTest(
     try {
       assert.equal((await d.call('POST', '/functions', TOUCH_FN)).status, 201);
       await d.call('POST', `/functions/${TOUCH_FN.name}/deploy`);
-      const ready = await d.call(
-        'GET',
-        `/functions/${TOUCH_FN.name}/wait?state=ready&timeoutMs=${scaledMs(60000)}`,
-      );
+      const ready = await waitForState(d.call, TOUCH_FN.name, 'ready', scaledMs(60000));
       assert.equal(ready.body.reached, true, JSON.stringify(ready.body));
       const snap = ready.body.function.readySnapshot as string;
 

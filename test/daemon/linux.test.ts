@@ -12,9 +12,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MEMORY_MODES } from '../../loader/modes.js';
 import { guestFiles } from '../guest/support.js';
-import { startDaemon, type TestDaemon } from './support.js';
+import { startDaemon, waitForState, type TestDaemon } from './support.js';
 
-const DEPLOY_TIMEOUT_MS = 10 * 60_000; // the wait route's maximum
+const DEPLOY_TIMEOUT_MS = 10 * 60_000;
 const PY = {
   name: 'py-hello',
   runtime: 'python',
@@ -44,10 +44,7 @@ const UPLOADED = {
 async function deploy(d: TestDaemon, fn: object & { name: string }): Promise<void> {
   assert.equal((await d.call('POST', '/functions', fn)).status, 201);
   assert.equal((await d.call('POST', `/functions/${fn.name}/deploy`)).status, 202);
-  const w = await d.call(
-    'GET',
-    `/functions/${fn.name}/wait?state=ready&timeoutMs=${DEPLOY_TIMEOUT_MS}`,
-  );
+  const w = await waitForState(d.call, fn.name, 'ready', scaledMs(DEPLOY_TIMEOUT_MS));
   assert.equal(w.body.reached, true, JSON.stringify(w.body));
 }
 

@@ -166,6 +166,29 @@ export async function request(
   return { status: r.status, body: parsed, text, contentType };
 }
 
+/**
+ * GET /functions/{name}/wait in rounds of at most a minute until the function reaches `state`
+ * (or failed), or `totalMs` passed. One long poll past Node fetch's 5-minute headers timeout fails
+ * with "fetch failed" where deploys are slow (the lab).
+ */
+export async function waitForState(
+  call: (method: string, path: string) => Promise<Res>,
+  name: string,
+  state: string,
+  totalMs: number,
+): Promise<Res> {
+  const deadline = Date.now() + totalMs;
+  for (;;) {
+    const left = Math.max(0, deadline - Date.now());
+    const w = await call(
+      'GET',
+      `/functions/${name}/wait?state=${state}&timeoutMs=${Math.min(60_000, left)}`,
+    );
+    if (w.status !== 200 || w.body.reached || w.body.function.state === 'failed' || left === 0)
+      return w;
+  }
+}
+
 /** A micro touch function: `stateMiB` of non-zero state, 32 MiB of memory. */
 export const TOUCH_FN = {
   name: 'touchy',
