@@ -94,7 +94,7 @@ export function qemuArgs(
     ...['-append', 'console=ttyS0 loglevel=4 panic=-1 mitigations=off sysrq_always_enabled'],
     // ttyS0: L1's kernel console, kept for errors; ttyS1: the command's output.
     ...['-serial', `file:${join(runDir, 'console.log')}`, '-serial', 'stdio'],
-    // A monitor for looking inside a stuck L1 (docs/lab.md: sysrq task dumps to console.log).
+    // A monitor for looking inside a stuck L1: registers and stacks (docs/lab.md).
     ...['-monitor', `unix:${join(runDir, 'monitor.sock')},server=on,wait=off`],
     ...['-drive', `file=${join(runDir, 'data.img')},format=raw,if=virtio,cache=none,aio=threads`],
     ...virtfs(runDir, 'run'),
