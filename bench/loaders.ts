@@ -103,7 +103,7 @@ export async function runLoaderBench(opts: LoaderBenchOptions): Promise<LoaderBe
     for (let r = 0; r < opts.repeats; r++) {
       for (const mode of opts.modes) {
         progress(`repeat ${r + 1}/${opts.repeats}: ${mode}`);
-        if (mode === 'cached') loadPageCache(paths.memoryFile);
+        if (mode === 'cached') await loadPageCache(paths.memoryFile);
         else {
           dropPageCache(paths.memoryFile);
           dropPageCache(paths.loadingSetFile);

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { FaasnapError } from '../common/errors.js';
+import { FaasnapError, errorFromBody } from '../common/errors.js';
 import { createDaemon } from '../daemon/server.js';
 import type { InvocationT, InvokeMode } from '../daemon/schemas.js';
 import { formatMs } from './format.js';
@@ -55,8 +55,11 @@ async function demo(o: DemoOptions): Promise<void> {
         payload: body as object,
       });
       const json = r.json() as Record<string, unknown>;
-      if (r.statusCode >= 400)
-        throw new FaasnapError('REQUEST_INVALID', `${method} ${path}: ${r.statusCode} ${r.body}`);
+      if (r.statusCode >= 400) {
+        const e = errorFromBody(json, 'DAEMON_INTERNAL', r.body);
+        e.message = `${method} ${path}: ${e.message}`;
+        throw e;
+      }
       return json;
     };
     await api('POST', '/functions', {

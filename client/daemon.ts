@@ -2,7 +2,7 @@
 // comes from --url, FAASNAP_URL, or the daemon.json the running daemon wrote into its data dir.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { ERRORS, FaasnapError, type ErrorCode } from '../common/errors.js';
+import { FaasnapError, errorFromBody } from '../common/errors.js';
 import { DEFAULT_PORT, daemonInfoPath, defaultDataDir } from '../common/daemon-info.js';
 
 export interface ClientOptions {
@@ -52,11 +52,7 @@ export async function api<T = unknown>(
   const parsed: unknown =
     (r.headers.get('content-type') ?? '').includes('json') && text ? JSON.parse(text) : text;
   if (r.status >= 400) {
-    const b = parsed as { code?: string; message?: string; details?: Record<string, unknown> };
-    const code = (b?.code && b.code in ERRORS ? b.code : 'DAEMON_INTERNAL') as ErrorCode;
-    const e = new FaasnapError(code, undefined, b?.details ?? {});
-    e.message = b?.message ?? text;
-    throw e;
+    throw errorFromBody(parsed, 'DAEMON_INTERNAL', text);
   }
   return parsed as T;
 }

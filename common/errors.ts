@@ -25,6 +25,7 @@ export const ERRORS = {
   // VMM processes
   VMM_CRASHED: { status: 502, message: 'the VMM process exited unexpectedly' },
   VMM_START_FAILED: { status: 503, message: 'a VMM process could not be started' },
+  VMM_INTERNAL: { status: 500, message: 'internal error in the VMM process (a bug: report it)' },
   // Virtio
   VIRTQUEUE_INVALID: { status: 500, message: 'malformed virtqueue from the guest' },
   DEVICE_IO: { status: 500, message: 'device backend I/O failed' },
@@ -108,9 +109,14 @@ export class FaasnapError extends Error {
   readonly status: number;
   readonly details: Record<string, unknown>;
 
-  constructor(code: ErrorCode, detail?: string, details: Record<string, unknown> = {}) {
+  constructor(
+    code: ErrorCode,
+    detail?: string,
+    details: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
     const entry = ERRORS[code];
-    super(detail ? `${entry.message}: ${detail}` : entry.message);
+    super(detail ? `${entry.message}: ${detail}` : entry.message, options);
     this.name = 'FaasnapError';
     this.code = code;
     this.status = entry.status;
@@ -120,6 +126,25 @@ export class FaasnapError extends Error {
   toJSON(): { code: ErrorCode; message: string; details: Record<string, unknown> } {
     return { code: this.code, message: this.message, details: this.details };
   }
+}
+
+/**
+ * Revives an error body (`{code, message, details}`) that crossed a process or HTTP boundary.
+ * A code this registry does not know becomes `fallback`, with the original code in details.
+ */
+export function errorFromBody(body: unknown, fallback: ErrorCode, text = ''): FaasnapError {
+  const b = (typeof body === 'object' && body !== null ? body : {}) as {
+    code?: unknown;
+    message?: unknown;
+    details?: Record<string, unknown>;
+  };
+  const known = typeof b.code === 'string' && Object.hasOwn(ERRORS, b.code);
+  const details = { ...(b.details ?? {}) };
+  if (!known && b.code !== undefined) details.originalCode = b.code;
+  const e = new FaasnapError(known ? (b.code as ErrorCode) : fallback, undefined, details);
+  if (typeof b.message === 'string') e.message = b.message;
+  else if (text) e.message = `${e.message}: ${text}`;
+  return e;
 }
 
 export function isFaasnapError(e: unknown, code?: ErrorCode): e is FaasnapError {

@@ -29,11 +29,19 @@ export function isTempName(name: string): boolean {
   return name.startsWith('.') && name.includes(TMP_MARK);
 }
 
-/** Maps a Node fs error to SNAPSHOT_IO naming the operation and path; typed errors pass. */
+/**
+ * Maps a Node fs error to SNAPSHOT_IO naming the operation and path, keeping the original as
+ * `cause`; typed errors pass.
+ */
 export function ioError(op: string, path: string, e: unknown): FaasnapError {
   if (e instanceof FaasnapError) return e;
   const code = (e as NodeJS.ErrnoException).code ?? String(e);
-  return new FaasnapError('SNAPSHOT_IO', `${op} ${path}: ${code}`, { op, path, errno: code });
+  return new FaasnapError(
+    'SNAPSHOT_IO',
+    `${op} ${path}: ${code}`,
+    { op, path, errno: code },
+    { cause: e },
+  );
 }
 
 /**

@@ -9,7 +9,7 @@
 
 import type { Logger } from 'pino';
 import { randomBytes } from 'node:crypto';
-import { FaasnapError, isFaasnapError } from '../common/errors.js';
+import { FaasnapError, errorFromBody, isFaasnapError } from '../common/errors.js';
 import type { PhaseTiming } from '../common/phases.js';
 import type { VmmStats } from '../process/protocol.js';
 import { loadPageCache } from '../vmm/snapshot/memory-dump.js';
@@ -166,12 +166,25 @@ export class Invoker {
             ? undefined
             : await this.restore(vm, snap, mode === 'warm' ? 'cached' : mode, rec);
           vms.setState(vm.info.id, 'running');
-          outcome = await runtime.run(runtimeVm(vm), fn, input, timeoutMs, rec, {
-            storage: agentStorage(this.d.objects),
-          });
+          const run = await runtime
+            .run(runtimeVm(vm), fn, input, timeoutMs, rec, {
+              storage: agentStorage(this.d.objects),
+            })
+            .then(
+              (o) => ({ ok: true as const, o }),
+              (e: unknown) => ({ ok: false as const, e }),
+            );
+          // Before any answer counts: a loader that could not read the snapshot gave the guest
+          // wrong memory, so its error replaces whatever the guest said.
+          if (restoreStart !== undefined)
+            await this.recordVmmStats(vm, rec, restoreStart).catch((e: unknown) => {
+              // A crashed VMM already failed the run with the better error.
+              if (run.ok || !isFaasnapError(e, 'VMM_CRASHED')) throw e;
+            });
+          if (!run.ok) throw run.e;
+          outcome = run.o;
           // A failed instance is discarded, never reused.
           keep = mode === 'warm' && outcome.ok;
-          if (restoreStart !== undefined) await this.recordVmmStats(vm, rec, restoreStart);
         } finally {
           if (keep) {
             vms.setState(vm.info.id, 'idle');
@@ -267,14 +280,17 @@ export class Invoker {
     return restoreStart;
   }
 
-  /** Loader progress and fault counts of a freshly restored VMM process, on the trace. */
+  /**
+   * Loader progress and fault counts of a freshly restored VMM process, on the trace. Throws
+   * the loader's SNAPSHOT_IO if it failed, and VMM_CRASHED if the process is gone.
+   */
   private async recordVmmStats(
     vm: LiveVm,
     rec: TraceRecorder,
     restoreStart: number,
   ): Promise<void> {
-    const stats = await vm.vmm!.call<VmmStats>({ type: 'stats' }).catch(() => undefined);
-    if (!stats) return;
+    const stats = await vm.vmm!.call<VmmStats>({ type: 'stats' });
+    if (stats.loaderError) throw errorFromBody(stats.loaderError, 'SNAPSHOT_IO');
     if (stats.prefetch)
       rec.record('loader-progress', restoreStart, stats.prefetch.ms, {
         bytes: stats.prefetch.bytes,

@@ -90,15 +90,23 @@ export class Snapshots {
     } catch (e) {
       await rm(dir, { recursive: true, force: true });
       this.store.update(nid, { status: 'failed', error: errorBody(e) });
-      throw new FaasnapError('SNAPSHOT_IO', `copy of ${id}: ${errorBody(e).message}`);
+      throw new FaasnapError(
+        'SNAPSHOT_IO',
+        `copy of ${id}: ${errorBody(e).message}`,
+        {},
+        { cause: e },
+      );
     }
   }
 
-  setCacheState(id: string, state: 'dropped' | 'loaded'): SnapshotT {
+  async setCacheState(id: string, state: 'dropped' | 'loaded'): Promise<SnapshotT> {
     const s = this.complete(id);
     const p = snapshotPaths(s.dir);
     const files = [p.memoryFile, p.loadingSetFile].filter((f) => existsSync(f));
-    for (const f of files) (state === 'loaded' ? loadPageCache : dropPageCache)(f);
+    for (const f of files) {
+      if (state === 'loaded') await loadPageCache(f);
+      else dropPageCache(f);
+    }
     return this.store.update(id, { cacheState: state });
   }
 

@@ -6,7 +6,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { FaasnapError } from '../common/errors.js';
 
-/** What L1 needs: KVM on AMD SVM, virtio-pci disks, ext4 (with its crc32c) and virtio-9p. */
+/**
+ * What L1 needs: KVM on AMD SVM, virtio-pci disks, ext4 (with its crc32c), virtio-9p, and FUSE
+ * for the fault-injection tests (test/support/faultfs.ts).
+ */
 export const LAB_MODULES = [
   'kvm_amd',
   'virtio_pci',
@@ -15,6 +18,7 @@ export const LAB_MODULES = [
   'ext4',
   '9pnet_virtio',
   '9p',
+  'fuse',
 ] as const;
 
 /** Module names compare with '-' and '_' alike, as modprobe does. */

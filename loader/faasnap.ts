@@ -4,8 +4,9 @@
 // reads run on libuv's thread pool and never block the vCPU threads or the JS thread.
 
 import { closeSync, openSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { FaasnapError } from '../common/errors.js';
+import { ioError } from '../common/files.js';
 import { native } from '../native/index.js';
 import type { GuestRam } from '../vmm/guest-ram.js';
 import type { LoadingSetManifest } from './loading-set-file.js';
@@ -66,9 +67,14 @@ export interface PrefetchStats {
   reads: number;
   ms: number;
   cancelled: boolean;
+  /** The read that failed (SNAPSHOT_IO with path, offset and errno); prefetching stopped there. */
+  error?: FaasnapError;
 }
 
-/** Concurrent paging: a sequential reader that can be cancelled (the VM stopped early). */
+/**
+ * Concurrent paging: a sequential reader that can be cancelled (the VM stopped early). `done`
+ * never rejects: an I/O error ends prefetching and is reported in its stats.
+ */
 export class Prefetcher {
   private cancelled = false;
   readonly done: Promise<PrefetchStats>;
@@ -91,17 +97,17 @@ export class Prefetcher {
 
   private async run(reads: readonly PrefetchRead[], files: FaasnapFiles): Promise<PrefetchStats> {
     const t0 = performance.now();
-    const stats = { bytes: 0, reads: 0, ms: 0, cancelled: false };
+    const stats: PrefetchStats = { bytes: 0, reads: 0, ms: 0, cancelled: false };
     if (reads.length === 0) return stats;
-    const handles = {
-      loadset: reads.some((r) => r.source === 'loadset')
-        ? await open(files.loadingSetFile, 'r')
-        : undefined,
-      memfile: reads.some((r) => r.source === 'memfile')
-        ? await open(files.memoryFile, 'r')
-        : undefined,
-    };
+    const paths = { loadset: files.loadingSetFile, memfile: files.memoryFile };
+    const handles: Partial<Record<PrefetchRead['source'], FileHandle>> = {};
+    let at: { op: string; path: string; offset?: number } = { op: 'open', path: '' };
     try {
+      for (const source of ['loadset', 'memfile'] as const) {
+        if (!reads.some((r) => r.source === source)) continue;
+        at = { op: 'open', path: paths[source] };
+        handles[source] = await open(paths[source], 'r');
+      }
       // One buffer: the bytes only matter for their side effect of filling the page cache.
       const buf = Buffer.allocUnsafe(Math.max(...reads.map((r) => r.length)));
       for (const r of reads) {
@@ -109,13 +115,24 @@ export class Prefetcher {
           stats.cancelled = true;
           break;
         }
-        const { bytesRead } = await handles[r.source]!.read(buf, 0, r.length, r.fileOffset);
-        stats.bytes += bytesRead;
+        // A short read (network file systems, FUSE) is continued: every planned byte counts.
+        for (let done = 0, n = 1; done < r.length && n > 0; done += n) {
+          at = { op: 'read', path: paths[r.source], offset: r.fileOffset + done };
+          ({ bytesRead: n } = await handles[r.source]!.read(
+            buf,
+            0,
+            r.length - done,
+            r.fileOffset + done,
+          ));
+          stats.bytes += n;
+        }
         stats.reads++;
       }
+    } catch (e) {
+      stats.error = ioError(at.op, at.path, e);
+      if (at.offset !== undefined) stats.error.details.offset = at.offset;
     } finally {
-      await handles.loadset?.close();
-      await handles.memfile?.close();
+      for (const h of Object.values(handles)) await h.close().catch(() => undefined);
     }
     stats.ms = performance.now() - t0;
     return stats;

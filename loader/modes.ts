@@ -3,6 +3,7 @@
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import { FaasnapError } from '../common/errors.js';
+import { ioError } from '../common/files.js';
 import { native } from '../native/index.js';
 import type { GuestRam } from '../vmm/guest-ram.js';
 
@@ -66,12 +67,17 @@ export function readMemoryFileEagerly(ram: GuestRam, memoryFile: string): number
     ram.regions.forEach((r, i) => {
       const view = new Uint8Array(r.view);
       for (let done = 0; done < r.size;) {
-        const n = readSync(fd, view, done, Math.min(64 << 20, r.size - done), offsets[i]! + done);
+        const at = offsets[i]! + done;
+        let n: number;
+        try {
+          n = readSync(fd, view, done, Math.min(64 << 20, r.size - done), at);
+        } catch (e) {
+          const err = ioError('read', memoryFile, e);
+          err.details.offset = at;
+          throw err;
+        }
         if (n === 0)
-          throw new FaasnapError(
-            'SNAPSHOT_MEMORY_MISMATCH',
-            `${memoryFile} ended at ${offsets[i]! + done}`,
-          );
+          throw new FaasnapError('SNAPSHOT_MEMORY_MISMATCH', `${memoryFile} ended at ${at}`);
         done += n;
         total += n;
       }

@@ -10,6 +10,7 @@ import {
   isNativeError,
   native,
   type UffdRegion,
+  type UffdServeError,
   type UffdServerHandle,
   type UffdServerStats,
 } from '../native/index.js';
@@ -39,6 +40,11 @@ export interface ReapSessionOptions {
   /** Guest RAM to serve; must still be untouched (missing) where the snapshot has data. */
   regions: UffdRegion[];
   memoryFile: string;
+  /**
+   * Called once, on the JS thread, when a fault could not be served (SNAPSHOT_IO). The server
+   * gave that page zeros so no thread stays blocked: the caller must stop the VM.
+   */
+  onError?: (e: FaasnapError) => void;
 }
 
 export interface ReapReplayOptions extends ReapSessionOptions {
@@ -173,8 +179,12 @@ export class ReapSession {
           throw new FaasnapError('NATIVE_SYSCALL', 'UFFDIO_COPY is not available on guest RAM');
         }
       }
+      const onError = opts.onError;
       const server = new native.UffdServer(uffd, opts.regions, memFd, {
         record: mode === 'record',
+        ...(onError && {
+          onError: (e: UffdServeError) => onError(serveError(mode, opts.memoryFile, 1, e)),
+        }),
       });
       return new ReapSession(mode, opts.memoryFile, uffd, memFd, server);
     } catch (e) {
@@ -217,18 +227,18 @@ export class ReapSession {
   }
 
   /**
-   * Throws if the server met a fault it could not serve (it zero-filled that page so no vCPU
-   * hangs, but the guest then saw wrong memory: the run must not count).
+   * SNAPSHOT_IO if the server met a fault it could not serve (it zero-filled that page so no
+   * vCPU hangs, but the guest then saw wrong memory: the run must not count), else undefined.
    */
-  assertServed(): void {
+  serveError(): FaasnapError | undefined {
     const s = this.server.stats();
-    if (s.errors === 0) return;
-    const e = s.lastError;
-    throw new FaasnapError(
-      'SNAPSHOT_IO',
-      `REAP ${this.mode}: ${s.errors} fault(s) not served, last: ${e?.op}: ${e?.message}`,
-      { op: e?.op, errno: e?.errno, address: e?.address.toString(16) },
-    );
+    if (s.errors === 0 || !s.lastError) return undefined;
+    return serveError(this.mode, this.memoryFile, s.errors, s.lastError);
+  }
+
+  assertServed(): void {
+    const e = this.serveError();
+    if (e) throw e;
   }
 
   /** Writes what record mode saw as the working set in `dir` (works after close()). */
@@ -258,6 +268,25 @@ export class ReapSession {
     native.close(this.uffd);
     native.close(this.memFd);
   }
+}
+
+function serveError(
+  mode: string,
+  memoryFile: string,
+  count: number,
+  e: UffdServeError,
+): FaasnapError {
+  return new FaasnapError(
+    'SNAPSHOT_IO',
+    `REAP ${mode}: ${count} fault(s) not served from ${memoryFile}, last: ${e.op}: ${e.message}`,
+    {
+      op: e.op,
+      errno: e.errno,
+      path: memoryFile,
+      fileOffset: e.fileOffset,
+      hostAddress: `0x${e.address.toString(16)}`,
+    },
+  );
 }
 
 function fstatSizeOf(path: string): number {

@@ -127,7 +127,17 @@ export interface UffdServerStats {
   recorded: number;
   /** Faults the server could not serve; each got a zero page so no thread stays blocked. */
   errors: number;
-  lastError?: { op: string; errno: number; message: string; address: bigint };
+  lastError?: UffdServeError;
+}
+
+/** A fault the userfaultfd server could not serve (the operation that failed and where). */
+export interface UffdServeError {
+  op: string;
+  errno: number;
+  message: string;
+  address: bigint;
+  /** Where in the memory file the page was to be read from; -1 when no read was involved. */
+  fileOffset: number;
 }
 
 export interface UffdServerHandle {
@@ -201,7 +211,8 @@ export interface Native {
     uffd: Fd,
     regions: UffdRegion[],
     memoryFileFd: Fd,
-    options?: { record?: boolean },
+    /** onError: called once on the JS thread for the first fault that could not be served. */
+    options?: { record?: boolean; onError?: (e: UffdServeError) => void },
   ) => UffdServerHandle;
 }
 

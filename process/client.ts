@@ -6,9 +6,9 @@ import { scaledMs } from '../common/time-scale.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { getPriority, setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { FaasnapError, type ErrorCode, ERRORS } from '../common/errors.js';
+import { FaasnapError, errorFromBody } from '../common/errors.js';
 import { BACKGROUND_NICE, setProcessNice } from './priority.js';
-import type { Action, Event, Reply } from './protocol.js';
+import type { Action, ErrorBody, Event, Reply } from './protocol.js';
 
 type ActionBody = Action extends infer A
   ? A extends { id: number }
@@ -28,8 +28,7 @@ export class VmmProcess {
   /** Console output of the guest, as it arrives. */
   onConsole: ((chunk: Uint8Array) => void) | undefined;
   /** The VM inside stopped (guest exit, error, or stop). */
-  onVmExit:
-    ((e: { reason: string; error?: { code: string; message: string } }) => void) | undefined;
+  onVmExit: ((e: { reason: string; error?: ErrorBody }) => void) | undefined;
   /** The newest guest console output, for failure reports (panics, RCU stalls, oopses). */
   private consoleTailChunks: Buffer[] = [];
   private consoleTailBytes = 0;
@@ -40,15 +39,19 @@ export class VmmProcess {
   >();
   private exited = false;
   private background = false;
+  /** What the process reported before it died of an uncaught error. */
+  private crashReport: ErrorBody | undefined;
 
   private constructor(private readonly child: ChildProcess) {
     this.pid = child.pid!;
     child.on('message', (m: Reply | Event) => this.onMessage(m));
     child.on('exit', (code, signal) => {
       this.exited = true;
+      const report = this.crashReport;
       const err = new FaasnapError(
         'VMM_CRASHED',
-        `pid ${this.pid} exited (code ${code}, signal ${signal})`,
+        `pid ${this.pid} exited (code ${code}, signal ${signal})${report ? `: ${report.message}` : ''}`,
+        report ? { ...report.details, crash: report.message } : {},
       );
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
@@ -165,17 +168,14 @@ export class VmmProcess {
         this.keepConsoleTail(m.chunk);
         this.onConsole?.(m.chunk);
       } else if (m.event === 'exit') this.onVmExit?.(m);
+      else if (m.event === 'crash') this.crashReport = m.error;
       return;
     }
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
     if (m.ok) p.resolve(m.value);
-    else {
-      const code = (m.error.code in ERRORS ? m.error.code : 'VMM_CRASHED') as ErrorCode;
-      const e = new FaasnapError(code, undefined, m.error.details ?? {});
-      e.message = m.error.message; // keep the VMM's full message
-      p.reject(e);
-    }
+    // The process is alive (it answered): an unknown code is an internal error, not a crash.
+    else p.reject(errorFromBody(m.error, 'VMM_INTERNAL'));
   }
 }

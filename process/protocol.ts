@@ -99,10 +99,16 @@ export interface ReplyOk {
   ok: true;
   value: unknown;
 }
+/** A FaasnapError as it crosses the IPC channel. */
+export interface ErrorBody {
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
 export interface ReplyErr {
   id: number;
   ok: false;
-  error: { code: string; message: string; details?: Record<string, unknown> };
+  error: ErrorBody;
 }
 export type Reply = ReplyOk | ReplyErr;
 
@@ -112,10 +118,14 @@ export interface VmmStats {
   /** Bytes this process caused to be read from storage (/proc/self/io read_bytes). */
   readBytes: number;
   prefetch?: { bytes: number; ms: number; cancelled: boolean };
+  /** The memory loader failed (SNAPSHOT_IO): whatever the guest answered must not count. */
+  loaderError?: ErrorBody;
 }
 
 /** Unsolicited messages from the VMM process. */
 export type Event =
   | { event: 'ready'; pid: number; readyMs: number }
   | { event: 'console'; chunk: Uint8Array }
-  | { event: 'exit'; reason: string; error?: { code: string; message: string } };
+  | { event: 'exit'; reason: string; error?: ErrorBody }
+  /** An uncaught exception or rejection: sent just before the process exits. */
+  | { event: 'crash'; error: ErrorBody };

@@ -19,7 +19,14 @@ import {
 } from '../restore/record.js';
 import { createSnapshot, restoreSnapshot } from '../restore/snapshot.js';
 import { Vm } from '../vmm/vm.js';
-import { ActionSchema, type Action, type Event, type Reply, type VmmStats } from './protocol.js';
+import {
+  ActionSchema,
+  type Action,
+  type ErrorBody,
+  type Event,
+  type Reply,
+  type VmmStats,
+} from './protocol.js';
 
 const kvm = Kvm.open();
 // Warm-up before `ready`: the first VM a fresh Node process creates runs cold (unoptimised JS,
@@ -48,7 +55,7 @@ function attach(v: Vm): Vm {
     const error =
       linux.panic !== undefined
         ? { code: 'GUEST_KERNEL_PANIC', message: `guest kernel panic: ${linux.panic}` }
-        : exit.error && { code: exit.error.code, message: exit.error.message };
+        : exit.error && errorBody(exit.error);
     const reason =
       linux.panic !== undefined
         ? 'crash'
@@ -68,18 +75,30 @@ function noVm(): void {
 function stats(): VmmStats {
   const u = process.resourceUsage();
   const io = /read_bytes:\s*(\d+)/.exec(readFileSync('/proc/self/io', 'latin1'));
+  const loaderError = vm?.loader?.failure();
   return {
     majorFaults: u.majorPageFault,
     minorFaults: u.minorPageFault,
     readBytes: Number(io?.[1] ?? 0),
     prefetch: prefetchStats,
+    ...(loaderError && { loaderError: errorBody(loaderError) }),
   };
+}
+
+/** Typed errors keep their code; anything else is a bug here, reported with its stack. */
+function errorBody(e: unknown): ErrorBody {
+  if (e instanceof FaasnapError) return { code: e.code, message: e.message, details: e.details };
+  const err = e instanceof Error ? e : new Error(String(e));
+  return { code: 'VMM_INTERNAL', message: err.message, details: { stack: err.stack } };
 }
 
 let prefetchStats: VmmStats['prefetch'];
 
 function current(): Vm {
   if (!vm) throw new FaasnapError('INVALID_VM_STATE', 'no VM in this VMM process');
+  // A VM its memory loader stopped: say why, not just that it is stopped.
+  const failure = vm.state === 'stopped' ? vm.loader?.failure() : undefined;
+  if (failure) throw failure;
   return vm;
 }
 
@@ -122,7 +141,9 @@ async function dispatch(a: Action): Promise<unknown> {
           agentSocket: a.agentSocket,
         }),
       );
-      void v.loader?.prefetch?.then((s) => (prefetchStats = s));
+      void v.loader?.prefetch?.then(({ bytes, ms, cancelled }) => {
+        prefetchStats = { bytes, ms, cancelled };
+      });
       return { phases: v.phases.phases };
     }
     case 'start':
@@ -218,14 +239,21 @@ process.on('message', (msg: unknown) => {
       const action = validateState('VMM action', ActionSchema, msg);
       send({ id, ok: true, value: await dispatch(action) });
     } catch (e) {
-      const err =
-        e instanceof FaasnapError
-          ? { code: e.code, message: e.message, details: e.details }
-          : { code: 'VMM_INTERNAL', message: e instanceof Error ? e.message : String(e) };
-      send({ id, ok: false, error: err });
+      send({ id, ok: false, error: errorBody(e) });
     }
   })();
 });
+
+// A throw nothing caught is a bug: tell the controller what and where (its VMM_CRASHED carries
+// it), then exit; the VM cannot be trusted to be in any known state.
+const crash = (e: unknown): void => {
+  const body = errorBody(e);
+  send({ event: 'crash', error: { ...body, code: 'VMM_CRASHED' } });
+  vm?.stop();
+  process.exit(70);
+};
+process.on('uncaughtException', crash);
+process.on('unhandledRejection', crash);
 
 // The controller went away: nothing may outlive it.
 process.on('disconnect', () => {

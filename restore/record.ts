@@ -151,6 +151,7 @@ export async function startReapRecording(
     session = ReapSession.record({
       regions: reapRegions(v.guestRam),
       memoryFile: paths.memoryFile,
+      onError: (e) => v.fail(e),
     });
     v.own(session); // closed after the vCPU threads, which may still be faulting
   });

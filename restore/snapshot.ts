@@ -143,7 +143,7 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
   }
   timer.record('read-state', t);
   if (opts.preparePageCache ?? true) {
-    if (opts.mode === 'cached') loadPageCache(memoryFile);
+    if (opts.mode === 'cached') await loadPageCache(memoryFile);
     else {
       // Every other mode is measured from disk: a cold page cache for all its files.
       dropPageCache(memoryFile);
@@ -167,6 +167,7 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
       case 'vanilla':
       case 'cached':
         mapMemoryFileLazily(vm.guestRam, memoryFile);
+        vm.loader = { mode: opts.mode, fileBacked: true, failure: () => undefined };
         break;
       case 'reap': {
         // Guest RAM is still untouched anonymous memory: every page the guest needs faults
@@ -175,9 +176,10 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
           regions: reapRegions(vm.guestRam),
           memoryFile,
           dir: paths.reapDir,
+          onError: (e) => vm.fail(e),
         });
         vm.own(session);
-        vm.loader = { mode: opts.mode, reap: session };
+        vm.loader = { mode: opts.mode, fileBacked: false, failure: () => session.serveError() };
         break;
       }
       default: {
@@ -186,7 +188,18 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
         // Concurrent paging starts now, while the VM's state is restored and it resumes.
         const prefetcher = Prefetcher.forVariant(manifest!, files, variant!);
         vm.own({ close: () => prefetcher.cancel() });
-        vm.loader = { mode: opts.mode, prefetch: prefetcher.done };
+        // A read error stops the VM: the guest's own fault on that page would fail the same way.
+        let failure: FaasnapError | undefined;
+        void prefetcher.done.then((s) => {
+          failure = s.error;
+          if (s.error) vm.fail(s.error);
+        });
+        vm.loader = {
+          mode: opts.mode,
+          fileBacked: true,
+          prefetch: prefetcher.done,
+          failure: () => failure,
+        };
       }
     }
     memory = { startMs: m0 - timer.origin, durationMs: performance.now() - m0 };

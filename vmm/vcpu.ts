@@ -40,6 +40,7 @@ const BLOBS = {
 export type VcpuBlob = keyof typeof BLOBS;
 const EINTR = 4;
 const EAGAIN = 11;
+const EFAULT = 14;
 
 /** Why a vCPU stopped running for good. */
 export type VcpuOutcome =
@@ -55,6 +56,8 @@ export interface VcpuHost {
   onParked(vcpu: Vcpu): void;
   /** Called on the first exit of this vCPU (time to first guest instruction). */
   onFirstExit?(vcpu: Vcpu): void;
+  /** True when guest RAM is mapped from snapshot files (a KVM_RUN EFAULT is then their I/O). */
+  fileBackedMemory?(): boolean;
 }
 
 export type VcpuRunState = 'created' | 'running' | 'completing' | 'parked' | 'finished' | 'closed';
@@ -243,10 +246,19 @@ export class Vcpu {
       return;
     }
     if (result < 0) {
-      this.finish({
-        kind: 'error',
-        error: new FaasnapError('GUEST_ENTRY_FAILED', `KVM_RUN failed with errno ${-result}`),
-      });
+      // EFAULT: KVM could not fault in guest RAM's host page. With RAM mapped from a snapshot
+      // file that is a read error of the file (the kernel's EIO reaches KVM as EFAULT).
+      const error =
+        result === -EFAULT && this.host.fileBackedMemory?.()
+          ? new FaasnapError(
+              'SNAPSHOT_IO',
+              'KVM could not read guest memory from the snapshot files (KVM_RUN: EFAULT)',
+              { errno: 'EFAULT' },
+            )
+          : new FaasnapError('GUEST_ENTRY_FAILED', `KVM_RUN failed with errno ${-result}`, {
+              errno: -result,
+            });
+      this.finish({ kind: 'error', error });
       return;
     }
     try {

@@ -91,8 +91,11 @@ export class Vm {
   loader:
     | {
         mode: string;
+        /** Guest RAM is (partly) a private mapping of snapshot files. */
+        fileBacked: boolean;
         prefetch?: Promise<{ bytes: number; ms: number; cancelled: boolean }>;
-        reap?: { stats(): unknown };
+        /** The loader's failure so far (SNAPSHOT_IO): the guest may have seen wrong memory. */
+        failure(): FaasnapError | undefined;
       }
     | undefined;
   /** Milliseconds from create() to start(). */
@@ -308,6 +311,7 @@ export class Vm {
       onFirstExit: () => {
         this.firstExitMs ??= this.phases.elapsed();
       },
+      fileBackedMemory: () => this.loader?.fileBacked === true,
     };
     for (let i = 0; i < this.config.vcpus; i++) {
       const vcpu = new Vcpu(this.vmFd, i, this.kvm.vcpuMmapSize, host);
@@ -483,6 +487,14 @@ export class Vm {
     this.terminate({ reason: 'stopped' });
   }
 
+  /**
+   * Stops the VM because something outside the guest failed under it (a memory loader that
+   * could not read the snapshot): its exit reports `error`. Idempotent, like stop().
+   */
+  fail(error: FaasnapError): void {
+    this.terminate({ reason: 'error', error });
+  }
+
   /** Releases everything and reports `info` as the VM's exit, unless it already stopped. */
   private terminate(info: VmExit): void {
     if (this._state === 'stopped') return;
@@ -518,7 +530,10 @@ export class Vm {
 
   private settle(info: VmExit): void {
     this.console.flush(); // listeners see all output before anyone learns the VM exited
-    this.exitInfo ??= info;
+    // A guest that ran on memory its loader failed to read may have stopped "normally": its
+    // exit is that failure, so no caller takes what it computed for a result.
+    const failure = info.error ? undefined : this.loader?.failure();
+    this.exitInfo ??= failure ? { reason: 'error', error: failure } : info;
     for (const w of this.exitWaiters.splice(0)) w(this.exitInfo);
   }
 

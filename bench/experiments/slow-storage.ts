@@ -87,7 +87,7 @@ export function readState(stateDir = DEFAULT_STATE_DIR): SlowStorageState | unde
 }
 
 /** Builds delayfs (cached by source mtime) and returns its path. */
-function buildDelayfs(stateDir: string): string {
+export function buildDelayfs(stateDir: string): string {
   const bin = join(stateDir, 'delayfs');
   if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(SOURCE).mtimeMs) return bin;
   if (!which('pkg-config') || !which('gcc'))

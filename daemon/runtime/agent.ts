@@ -101,6 +101,7 @@ export function unlessVmStops<T>(
         new FaasnapError(
           code,
           `the guest stopped (${e.reason}) ${what}: ${e.error?.message ?? ''}`,
+          { ...e.error?.details },
         ),
         true,
       );

@@ -51,14 +51,24 @@ class UffdServer : public Napi::ObjectWrap<UffdServer> {
                                           }));
   }
 
-  // new UffdServer(uffd, [{hostAddr, size, fileOffset}], memoryFileFd, {record})
+  // new UffdServer(uffd, [{hostAddr, size, fileOffset}], memoryFileFd, {record, onError})
+  //
+  // onError({op, errno, message, address}) is called on the JS thread, once, for the first fault
+  // the server could not serve, so the VM can be stopped at once instead of running on.
   explicit UffdServer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UffdServer>(info) {
     Napi::Env env = info.Env();
     uffd_ = ArgInt(info, 0);
     mem_fd_ = ArgInt(info, 2);
     ParseRegions(env, info.Length() > 1 ? info[1] : env.Undefined());
     if (info.Length() > 3 && info[3].IsObject()) {
-      record_ = info[3].As<Napi::Object>().Get("record").ToBoolean().Value();
+      auto opts = info[3].As<Napi::Object>();
+      record_ = opts.Get("record").ToBoolean().Value();
+      Napi::Value cb = opts.Get("onError");
+      if (cb.IsFunction()) {
+        on_error_ = Napi::ThreadSafeFunction::New(env, cb.As<Napi::Function>(), "faasnap-uffd-error", 0, 1);
+        on_error_.Unref(env);  // a pending report must not keep the process alive
+        has_on_error_ = true;
+      }
     }
     if (record_) seen_.assign(total_pages_, false);
 
@@ -210,7 +220,8 @@ class UffdServer : public Napi::ObjectWrap<UffdServer> {
   // VMM could neither kick nor join it. The page becomes a zero page and the error is kept for
   // TypeScript to fail the restore with (stats().errors / lastError).
   void Fail(const char* op, int err, uint64_t addr) {
-    SetError(op, err, addr);
+    const Region* r = FindHost(addr);
+    SetError(op, err, addr, r ? static_cast<int64_t>(r->file_off + (addr - r->host)) : -1);
     struct uffdio_zeropage z = {};
     z.range.start = addr;
     z.range.len = kPage;
@@ -224,13 +235,39 @@ class UffdServer : public Napi::ObjectWrap<UffdServer> {
     recorded_.push_back(page);
   }
 
-  void SetError(const char* op, int err, uint64_t addr) {
-    std::lock_guard<std::mutex> lk(err_mu_);
-    errors_++;
-    err_op_ = op;
-    err_errno_ = err;
-    err_addr_ = addr;
+  // file_off: where in the memory file the page was to come from (-1: not a file read).
+  void SetError(const char* op, int err, uint64_t addr, int64_t file_off = -1) {
+    bool first;
+    {
+      std::lock_guard<std::mutex> lk(err_mu_);
+      first = errors_++ == 0;
+      err_op_ = op;
+      err_errno_ = err;
+      err_addr_ = addr;
+      err_file_off_ = file_off;
+    }
+    if (first && has_on_error_) {
+      auto* report = new ErrorReport{op, err, addr, file_off};
+      napi_status st = on_error_.NonBlockingCall(report, [](Napi::Env env, Napi::Function cb, ErrorReport* r) {
+        Napi::Object e = Napi::Object::New(env);
+        e.Set("op", Napi::String::New(env, r->op));
+        e.Set("errno", Napi::Number::New(env, r->err));
+        e.Set("message", Napi::String::New(env, strerror(r->err)));
+        e.Set("address", Napi::BigInt::New(env, r->addr));
+        e.Set("fileOffset", Napi::Number::New(env, static_cast<double>(r->file_off)));
+        delete r;
+        cb.Call({e});
+      });
+      if (st != napi_ok) delete report;
+    }
   }
+
+  struct ErrorReport {
+    const char* op;
+    int err;
+    uint64_t addr;
+    int64_t file_off;
+  };
 
   // installPages(pageIndices: Uint32Array | Float64Array, data) -> {installed, existing}
   //
@@ -334,6 +371,7 @@ class UffdServer : public Napi::ObjectWrap<UffdServer> {
       e.Set("errno", Napi::Number::New(env, err_errno_));
       e.Set("message", Napi::String::New(env, strerror(err_errno_)));
       e.Set("address", Napi::BigInt::New(env, err_addr_));
+      e.Set("fileOffset", Napi::Number::New(env, static_cast<double>(err_file_off_)));
       s.Set("lastError", e);
     }
     return s;
@@ -356,6 +394,10 @@ class UffdServer : public Napi::ObjectWrap<UffdServer> {
       } while (w < 0 && errno == EINTR);
       pthread_join(thread_, nullptr);
       started_ = false;
+    }
+    if (has_on_error_) {
+      has_on_error_ = false;
+      on_error_.Release();
     }
     if (stop_fd_ >= 0) {
       close(stop_fd_);
@@ -384,11 +426,15 @@ class UffdServer : public Napi::ObjectWrap<UffdServer> {
   std::atomic<uint64_t> pages_installed_{0}, install_existing_{0}, eagain_{0};
   std::atomic<uint64_t> serve_ns_{0}, read_ns_{0}, copy_ns_{0};
 
+  Napi::ThreadSafeFunction on_error_;
+  bool has_on_error_ = false;
+
   std::mutex err_mu_;
   uint64_t errors_ = 0;
   const char* err_op_ = "";
   int err_errno_ = 0;
   uint64_t err_addr_ = 0;
+  int64_t err_file_off_ = -1;
 };
 
 }  // namespace

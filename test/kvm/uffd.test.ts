@@ -200,6 +200,7 @@ kvmTest(
       assert.equal(s.errors, 1);
       assert.equal(s.lastError?.op, 'fault outside the served regions');
       assert.equal(s.lastError?.address, f.addr + BigInt(40 * PAGE));
+      assert.equal(s.lastError?.fileOffset, -1, 'no file read was involved');
     } finally {
       server.close();
       f.close();
@@ -275,6 +276,7 @@ kvmTest(
       assert.equal(s.faultsServed, 0);
       assert.equal(s.lastError?.op, 'pread(memory file)');
       assert.equal(s.lastError?.errno, 21); // EISDIR
+      assert.equal(s.lastError?.fileOffset, PAGE, 'where page 1 was to be read from');
     } finally {
       server.close();
       closeSync(dirFd);

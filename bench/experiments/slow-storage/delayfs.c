@@ -5,6 +5,14 @@
 // cache (direct_io), so a loop device over /disk puts every block read of the file system on
 // top of it through this model. Used by bench/experiments/slow-storage.ts (E4).
 //
+// Fault injection (tests of how faasnap handles storage errors): writing a line to /faults sets
+// one fault on /disk, reading it shows them all.
+//   eio <offset> <length>   reads overlapping [offset, offset+length) fail with EIO
+//   eio-after <bytes>       reads fail with EIO once <bytes> have been read in all
+//   short-reads             every read returns at most half of what was asked (at least 1 byte)
+//   enospc-after <bytes>    writes fail with ENOSPC once <bytes> have been written in all
+//   clear                   no faults (the byte counts start again)
+//
 // Usage: delayfs <image> <mountpoint> <latency-us> <bandwidth-bytes-per-s> [fuse options…]
 // Build: gcc -O2 -Wall -o delayfs delayfs.c $(pkg-config --cflags --libs fuse3)
 
@@ -28,6 +36,12 @@ static double bytes_per_ns;
 static pthread_mutex_t link_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t link_free_ns; /* when the link finishes its queued transfers */
 static uint64_t stats_reads, stats_writes, stats_read_bytes, stats_write_bytes;
+
+static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t eio_off, eio_len;                         /* eio_len 0: no range fault */
+static uint64_t eio_after = UINT64_MAX, enospc_after = UINT64_MAX;
+static uint64_t fault_read_bytes, fault_write_bytes;      /* counted since the last clear */
+static int short_reads;
 
 static uint64_t now_ns(void) {
   struct timespec t;
@@ -73,6 +87,12 @@ static int df_getattr(const char *path, struct stat *st, struct fuse_file_info *
     st->st_size = 256;
     return 0;
   }
+  if (strcmp(path, "/faults") == 0) {
+    st->st_mode = S_IFREG | 0600;
+    st->st_nlink = 1;
+    st->st_size = 256;
+    return 0;
+  }
   return -ENOENT;
 }
 
@@ -86,13 +106,34 @@ static int df_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
   fill(buf, "..", NULL, 0, 0);
   fill(buf, "disk", NULL, 0, 0);
   fill(buf, "stats", NULL, 0, 0);
+  fill(buf, "faults", NULL, 0, 0);
   return 0;
 }
 
 static int df_open(const char *path, struct fuse_file_info *fi) {
-  if (strcmp(path, "/disk") != 0 && strcmp(path, "/stats") != 0) return -ENOENT;
+  if (strcmp(path, "/disk") != 0 && strcmp(path, "/stats") != 0 && strcmp(path, "/faults") != 0)
+    return -ENOENT;
   fi->direct_io = 1; /* no page cache for the backing file: every read reaches the model */
   return 0;
+}
+
+static int read_text(const char *s, int n, char *buf, size_t size, off_t off) {
+  if (off >= n) return 0;
+  size_t len = (size_t)n - (size_t)off < size ? (size_t)n - (size_t)off : size;
+  memcpy(buf, s + off, len);
+  return (int)len;
+}
+
+/* The injected read fault for [off, off+size), or 0; shortens *size for short reads. */
+static int read_fault(off_t off, size_t *size) {
+  int err = 0;
+  pthread_mutex_lock(&fault_lock);
+  uint64_t o = (uint64_t)off;
+  if (eio_len && o < eio_off + eio_len && eio_off < o + *size) err = EIO;
+  if (fault_read_bytes >= eio_after) err = EIO;
+  if (!err && short_reads && *size > 1) *size /= 2;
+  pthread_mutex_unlock(&fault_lock);
+  return err;
 }
 
 static int df_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
@@ -104,23 +145,62 @@ static int df_read(const char *path, char *buf, size_t size, off_t off, struct f
                      (unsigned long long)__atomic_load_n(&stats_read_bytes, __ATOMIC_RELAXED),
                      (unsigned long long)__atomic_load_n(&stats_writes, __ATOMIC_RELAXED),
                      (unsigned long long)__atomic_load_n(&stats_write_bytes, __ATOMIC_RELAXED));
-    if (off >= n) return 0;
-    size_t len = (size_t)n - (size_t)off < size ? (size_t)n - (size_t)off : size;
-    memcpy(buf, s + off, len);
-    return (int)len;
+    return read_text(s, n, buf, size, off);
   }
+  if (strcmp(path, "/faults") == 0) {
+    char s[256];
+    pthread_mutex_lock(&fault_lock);
+    int n = snprintf(s, sizeof s, "eio %llu %llu\neio-after %lld\nshort-reads %d\nenospc-after %lld\n",
+                     (unsigned long long)eio_off, (unsigned long long)eio_len,
+                     eio_after == UINT64_MAX ? -1LL : (long long)eio_after, short_reads,
+                     enospc_after == UINT64_MAX ? -1LL : (long long)enospc_after);
+    pthread_mutex_unlock(&fault_lock);
+    return read_text(s, n, buf, size, off);
+  }
+  int err = read_fault(off, &size);
+  if (err) return -err;
   delay(size);
   ssize_t r = pread(image_fd, buf, size, off);
   if (r < 0) return -errno;
+  __atomic_add_fetch(&fault_read_bytes, (uint64_t)r, __ATOMIC_RELAXED);
   __atomic_add_fetch(&stats_reads, 1, __ATOMIC_RELAXED);
   __atomic_add_fetch(&stats_read_bytes, (uint64_t)r, __ATOMIC_RELAXED);
   return (int)r;
 }
 
+/* One command line written to /faults (see the top of this file). */
+static int set_fault(const char *buf, size_t size) {
+  char line[128];
+  size_t n = size < sizeof line - 1 ? size : sizeof line - 1;
+  memcpy(line, buf, n);
+  line[n] = 0;
+  unsigned long long a = 0, b = 0;
+  int ok = 1;
+  pthread_mutex_lock(&fault_lock);
+  if (sscanf(line, "eio-after %llu", &a) == 1) eio_after = a;
+  else if (sscanf(line, "eio %llu %llu", &a, &b) == 2) eio_off = a, eio_len = b;
+  else if (strncmp(line, "short-reads", 11) == 0) short_reads = 1;
+  else if (sscanf(line, "enospc-after %llu", &a) == 1) enospc_after = a;
+  else if (strncmp(line, "clear", 5) == 0) {
+    eio_off = eio_len = 0;
+    eio_after = enospc_after = UINT64_MAX;
+    short_reads = 0;
+    fault_read_bytes = fault_write_bytes = 0;
+  } else ok = 0;
+  pthread_mutex_unlock(&fault_lock);
+  return ok ? (int)size : -EINVAL;
+}
+
 static int df_write(const char *path, const char *buf, size_t size, off_t off,
                     struct fuse_file_info *fi) {
   (void)fi;
+  if (strcmp(path, "/faults") == 0) return set_fault(buf, size);
   if (strcmp(path, "/disk") != 0) return -EACCES;
+  pthread_mutex_lock(&fault_lock);
+  int nospace = fault_write_bytes + size > enospc_after;
+  if (!nospace) fault_write_bytes += size;
+  pthread_mutex_unlock(&fault_lock);
+  if (nospace) return -ENOSPC;
   delay(size);
   ssize_t r = pwrite(image_fd, buf, size, off);
   if (r < 0) return -errno;
@@ -136,10 +216,9 @@ static int df_fsync(const char *path, int datasync, struct fuse_file_info *fi) {
 }
 
 static int df_truncate(const char *path, off_t size, struct fuse_file_info *fi) {
-  (void)path;
   (void)size;
   (void)fi;
-  return -EPERM;
+  return strcmp(path, "/faults") == 0 ? 0 : -EPERM; /* shells open /faults with O_TRUNC */
 }
 
 static const struct fuse_operations ops = {

@@ -3,10 +3,10 @@
 // (the transport then marks the device DEVICE_NEEDS_RESET) and never crashes the VMM.
 //
 // Memory ordering: device models run on the Node main thread while vCPU threads run the guest.
-// The driver writes a ring entry before it bumps avail.idx (with its own barrier); we read
-// avail.idx first and the entry after it. On the used side we write the element first and
-// publish used.idx last. Plain typed-array accesses keep program order on x86 (TSO), which is
-// all these two single-producer/single-consumer protocols need, so no Atomics are used.
+// The driver writes a ring entry before it bumps avail.idx; we must read avail.idx before the
+// entry, and on the used side write the element before we publish used.idx. The two indices are
+// accessed with Atomics (sequentially consistent), so neither V8 nor the CPU may move the ring
+// accesses across them: correctness does not rest on x86's store order or on what the JIT keeps.
 //
 // Addresses are JS numbers, not bigints: guest RAM lives far below 2^53, so every address that
 // can be valid is exact as a number. A guest-written address at or above 2^53 is saturated to
@@ -162,6 +162,9 @@ interface RingViews {
   desc: DataView;
   avail: DataView;
   used: DataView;
+  /** avail.idx and used.idx, for Atomics (the rings are 2- and 4-byte aligned). */
+  availIdx: Uint16Array;
+  usedIdx: Uint16Array;
 }
 
 function isPowerOfTwo(n: number): boolean {
@@ -270,7 +273,7 @@ export class Queue implements Persist<QueueState> {
   /** True when the driver has made chains available that the device has not consumed. */
   hasAvail(memory: GuestMemory): boolean {
     if (!this._ready) return false;
-    return this.views(memory).avail.getUint16(2, true) !== this.nextAvail;
+    return Atomics.load(this.views(memory).availIdx, 0) !== this.nextAvail;
   }
 
   /**
@@ -281,7 +284,7 @@ export class Queue implements Persist<QueueState> {
   popAvail(memory: GuestMemory): DescriptorChain | undefined {
     if (!this._ready) return undefined;
     const r = this.views(memory);
-    const availIdx = r.avail.getUint16(2, true);
+    const availIdx = Atomics.load(r.availIdx, 0);
     const pending = (availIdx - this.nextAvail) & 0xffff;
     if (pending === 0) return undefined;
     if (pending > this._size) {
@@ -311,7 +314,7 @@ export class Queue implements Persist<QueueState> {
     r.used.setUint32(elem + 4, len, true);
     this.nextUsed = (this.nextUsed + 1) & 0xffff;
     // Publish only after the element is in place: the driver reads up to used.idx.
-    r.used.setUint16(2, this.nextUsed, true);
+    Atomics.store(r.usedIdx, 0, this.nextUsed);
   }
 
   save(): QueueState {
@@ -375,13 +378,19 @@ export class Queue implements Persist<QueueState> {
       }
       return viewOf(memory.slice(gpa, len));
     };
+    // flags, idx, ring[n], used_event
+    const avail = part('avail ring', this._availRing, 6 + 2 * n, VIRTQ_AVAIL_ALIGN);
+    // flags, idx, ring[n] of {id, len}, avail_event
+    const used = part('used ring', this._usedRing, 6 + VIRTQ_USED_ELEM_SIZE * n, VIRTQ_USED_ALIGN);
+    // The host is x86 (little-endian), so a native Uint16Array reads the rings' LE indices.
+    const idx = (v: DataView) => new Uint16Array(v.buffer, v.byteOffset + 2, 1);
     return {
       memory,
       desc: part('descriptor table', this._descTable, VIRTQ_DESC_SIZE * n, VIRTQ_DESC_ALIGN),
-      // flags, idx, ring[n], used_event
-      avail: part('avail ring', this._availRing, 6 + 2 * n, VIRTQ_AVAIL_ALIGN),
-      // flags, idx, ring[n] of {id, len}, avail_event
-      used: part('used ring', this._usedRing, 6 + VIRTQ_USED_ELEM_SIZE * n, VIRTQ_USED_ALIGN),
+      avail,
+      used,
+      availIdx: idx(avail),
+      usedIdx: idx(used),
     };
   }
 

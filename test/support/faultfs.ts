@@ -1,0 +1,105 @@
+// Files with injected storage faults for tests: a copy of the content behind delayfs (the FUSE
+// layer of E4's slow storage, bench/experiments/slow-storage/delayfs.c) whose /faults control
+// file makes reads fail with EIO at an offset or after N bytes, return short, or makes writes
+// fail with ENOSPC. Reads bypass the page cache (direct_io), so every read meets the fault.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { buildDelayfs } from '../../bench/experiments/slow-storage.js';
+import { scaledMs } from '../../common/time-scale.js';
+
+/** Why fault tests cannot run here, or undefined when they can. */
+function missing(): string | undefined {
+  if (process.getuid?.() !== 0) return 'FUSE mounts need root';
+  if (!existsSync('/dev/fuse')) return '/dev/fuse is missing';
+  if (spawnSync('sh', ['-c', 'command -v fusermount3']).status !== 0)
+    return 'fusermount3 is missing (apt-get install fuse3)';
+  return undefined;
+}
+
+/**
+ * node:test's `test` for tests that need injected faults. Like the KVM tier, a missing piece is
+ * a skip with its reason, and a failure when FAASNAP_REQUIRE_KVM=1 (CI: every tier must run).
+ */
+export function faultTest(
+  name: string,
+  fn: (t: TestContext) => Promise<void> | void,
+  timeoutMs = 60_000,
+): void {
+  test(name, { timeout: scaledMs(timeoutMs) }, async (t) => {
+    const why = missing();
+    if (why) {
+      if (process.env.FAASNAP_REQUIRE_KVM === '1')
+        throw new Error(`fault injection cannot run (${why}) but FAASNAP_REQUIRE_KVM=1`);
+      t.skip(`fault injection did not run: ${why}`);
+      return;
+    }
+    await fn(t);
+  });
+}
+
+export interface FaultyFile {
+  /** The file to hand to the code under test. */
+  path: string;
+  /** One /faults command: `eio <offset> <length>`, `eio-after <bytes>`, `short-reads`, … */
+  inject(command: string): void;
+  /** Reads and bytes the file system served (its /stats). */
+  stats(): Record<string, number>;
+  close(): Promise<void>;
+}
+
+const BUILD_DIR = join(tmpdir(), 'faasnap-delayfs-build');
+
+/** Mounts a fresh delayfs holding `content` (no delay unless `latencyUs`). */
+export async function faultyFile(
+  content: Uint8Array,
+  opts: { latencyUs?: number } = {},
+): Promise<FaultyFile> {
+  mkdirSync(BUILD_DIR, { recursive: true });
+  const bin = buildDelayfs(BUILD_DIR);
+  const dir = mkdtempSync(join(tmpdir(), 'faasnap-faultfs-'));
+  const image = join(dir, 'image');
+  const mnt = join(dir, 'mnt');
+  mkdirSync(mnt);
+  writeFileSync(image, content);
+  const child = spawn(bin, [image, mnt, String(opts.latencyUs ?? 0), '0'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const path = join(mnt, 'disk');
+  for (let i = 0; !existsSync(path); i++) {
+    if (i > 200 || child.exitCode !== null) {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`delayfs did not mount: ${stderr}`);
+    }
+    await sleep(25);
+  }
+  return {
+    path,
+    inject: (command) => writeFileSync(join(mnt, 'faults'), `${command}\n`),
+    stats: () => {
+      const text = readFileSync(join(mnt, 'stats'), 'utf8');
+      return Object.fromEntries(
+        text
+          .trim()
+          .split('\n')
+          .map((l) => l.split(' '))
+          .map(([k, v]) => [k!, Number(v)]),
+      );
+    },
+    close: async () => {
+      spawnSync('fusermount3', ['-u', '-z', mnt]);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
