@@ -21,7 +21,11 @@ import {
 
 export interface FaasnapFiles {
   memoryFile: string;
-  loadingSetFile: string;
+  /**
+   * The loading-set file, opened and checked against its manifest once (openLoadingSet). Only
+   * this handle is used: the path may name a re-recorded file by now. The caller closes it.
+   */
+  loadingSet: { fh: FileHandle; path: string };
 }
 
 /** Applies the mapping plan of `variant` to fresh (anonymous) guest RAM. Returns the ops applied. */
@@ -37,9 +41,8 @@ export function mapFaasnapMemory(
   });
   const M = native.memConstants;
   const memFd = openSync(files.memoryFile, 'r');
-  let lsFd = -1;
+  const lsFd = files.loadingSet.fh.fd;
   try {
-    if (plan.some((op) => op.kind === 'loadset')) lsFd = openSync(files.loadingSetFile, 'r');
     // Op 0 is the anonymous base, which fresh GuestRam already is.
     for (const op of plan.slice(1)) {
       const i = offsets.findLastIndex((o) => o <= op.guestOffset);
@@ -57,7 +60,6 @@ export function mapFaasnapMemory(
     }
   } finally {
     closeSync(memFd); // mappings keep their files referenced
-    if (lsFd >= 0) closeSync(lsFd);
   }
   return plan;
 }
@@ -99,14 +101,15 @@ export class Prefetcher {
     const t0 = performance.now();
     const stats: PrefetchStats = { bytes: 0, reads: 0, ms: 0, cancelled: false };
     if (reads.length === 0) return stats;
-    const paths = { loadset: files.loadingSetFile, memfile: files.memoryFile };
-    const handles: Partial<Record<PrefetchRead['source'], FileHandle>> = {};
+    const paths = { loadset: files.loadingSet.path, memfile: files.memoryFile };
+    const handles: Partial<Record<PrefetchRead['source'], FileHandle>> = {
+      loadset: files.loadingSet.fh,
+    };
     let at: { op: string; path: string; offset?: number } = { op: 'open', path: '' };
     try {
-      for (const source of ['loadset', 'memfile'] as const) {
-        if (!reads.some((r) => r.source === source)) continue;
-        at = { op: 'open', path: paths[source] };
-        handles[source] = await open(paths[source], 'r');
+      if (reads.some((r) => r.source === 'memfile')) {
+        at = { op: 'open', path: files.memoryFile };
+        handles.memfile = await open(files.memoryFile, 'r');
       }
       // One buffer: the bytes only matter for their side effect of filling the page cache.
       const buf = Buffer.allocUnsafe(Math.max(...reads.map((r) => r.length)));
@@ -132,7 +135,7 @@ export class Prefetcher {
       stats.error = ioError(at.op, at.path, e);
       if (at.offset !== undefined) stats.error.details.offset = at.offset;
     } finally {
-      for (const h of Object.values(handles)) await h.close().catch(() => undefined);
+      await handles.memfile?.close().catch(() => undefined);
     }
     stats.ms = performance.now() - t0;
     return stats;

@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isFaasnapError, type ErrorCode } from '../common/errors.js';
 import { GroupRecorder } from './groups.js';
 import {
   buildLoadingSet,
-  checkLoadingSet,
+  openLoadingSet,
   readLoadingSetManifest,
   validateManifest,
   verifyLoadingSet,
@@ -114,11 +114,12 @@ test('the manifest round-trips through its file and passes both checks', async (
   const f = await fixture();
   const read = await readLoadingSetManifest(f.manifestPath);
   assert.deepEqual(read, f.manifest);
-  await checkLoadingSet(read, {
+  const fh = await openLoadingSet(read, {
     memorySize: 200 * P,
     stateChecksum: STATE,
     loadingSetPath: f.loadingSetPath,
   });
+  await fh.close();
   await verifyLoadingSet(read, f);
 });
 
@@ -164,17 +165,53 @@ test('stale loading sets are detected cheaply: other snapshot, memory size, file
   const f = await fixture();
   const cur = { memorySize: 200 * P, stateChecksum: STATE, loadingSetPath: f.loadingSetPath };
   await assert.rejects(
-    checkLoadingSet(f.manifest, { ...cur, stateChecksum: 'd1'.repeat(32) }),
+    openLoadingSet(f.manifest, { ...cur, stateChecksum: 'd1'.repeat(32) }),
     is('LOADING_SET_STALE', /recorded for snapshot c0c0/),
   );
   await assert.rejects(
-    checkLoadingSet(f.manifest, { ...cur, memorySize: 256 * P }),
+    openLoadingSet(f.manifest, { ...cur, memorySize: 256 * P }),
     is('LOADING_SET_STALE'),
   );
   truncateSync(f.loadingSetPath, 18 * P);
-  await assert.rejects(checkLoadingSet(f.manifest, cur), is('LOADING_SET_STALE', /bytes/));
+  await assert.rejects(openLoadingSet(f.manifest, cur), is('LOADING_SET_STALE', /bytes/));
   rmSync(f.loadingSetPath);
-  await assert.rejects(checkLoadingSet(f.manifest, cur), is('SNAPSHOT_MISSING'));
+  await assert.rejects(openLoadingSet(f.manifest, cur), is('SNAPSHOT_MISSING'));
+});
+
+test('a loading set is bound to its manifest by content, not size: a same-size re-record is refused', async () => {
+  const f = await fixture();
+  const cur = { memorySize: 200 * P, stateChecksum: STATE, loadingSetPath: f.loadingSetPath };
+  const original = readFileSync(f.loadingSetPath);
+  // A copy (another inode) with the same bytes is accepted on its sample hash.
+  const copy = join(f.dir, 'copy.bin');
+  writeFileSync(copy, original);
+  await (await openLoadingSet(f.manifest, { ...cur, loadingSetPath: copy })).close();
+  // The same size with other bytes, as a re-record renames into place, is refused.
+  const other = Buffer.from(original);
+  other[0]! ^= 0xff;
+  other[other.length - 1]! ^= 0xff;
+  writeFileSync(copy, other);
+  await assert.rejects(
+    openLoadingSet(f.manifest, { ...cur, loadingSetPath: copy }),
+    is('LOADING_SET_STALE', /not the file its manifest was written for \(sample differs\)/),
+  );
+  // A manifest of an older build (no sample, no identity) is checked against the full hash.
+  const old = structuredClone(f.manifest);
+  delete old.file.sample;
+  delete old.file.identity;
+  other[0]! ^= 0xff;
+  other[other.length - 1]! ^= 0xff;
+  other[Math.floor(other.length / 2)]! ^= 0xff;
+  writeFileSync(copy, other);
+  await assert.rejects(
+    openLoadingSet(old, { ...cur, loadingSetPath: copy }),
+    is('LOADING_SET_STALE', /SHA-256 differs/),
+  );
+  // The file the recording wrote passes on its identity alone, without a read.
+  assert.deepEqual(
+    f.manifest.file.identity?.ino,
+    String(statSync(f.loadingSetPath, { bigint: true }).ino),
+  );
 });
 
 test('verifyLoadingSet catches changed bytes in the memory file or the loading-set file', async () => {

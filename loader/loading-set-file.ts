@@ -5,7 +5,8 @@
 // into the guest, so a stale one must be detected, never used.
 
 import { createHash } from 'node:crypto';
-import { open, readFile, unlink } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { open, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { Type, type Static } from '@sinclair/typebox';
 import { FaasnapError } from '../common/errors.js';
 import { validateState } from '../common/state.js';
@@ -29,6 +30,8 @@ import { DEFAULT_INTERVAL_THRESHOLD, PAGE_SIZE, checkRegions } from './units.js'
 export const MANIFEST_FORMAT = 'faasnap-loading-set';
 export const MANIFEST_VERSION = 1;
 const COPY_CHUNK = 8 << 20;
+/** Bytes hashed at each end of the loading-set file for `file.sample`. */
+export const SAMPLE_BYTES = 64 << 10;
 
 const Size = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' });
@@ -54,8 +57,30 @@ export const LoadingSetManifestSchema = Type.Object(
       },
       Strict,
     ),
-    /** The loading-set file; its SHA-256 is also that of the memory bytes it copied. */
-    file: Type.Object({ size: Size, sha256: Sha256 }, Strict),
+    /**
+     * The loading-set file; its SHA-256 is also that of the memory bytes it copied. `sample`
+     * (SHA-256 of its first and last SAMPLE_BYTES) and `identity` (the file as written: device,
+     * inode, mtime) bind the manifest to the file's content without reading all of it. Manifests
+     * of older builds lack them and are checked against the full hash instead.
+     */
+    file: Type.Object(
+      {
+        size: Size,
+        sha256: Sha256,
+        sample: Type.Optional(Sha256),
+        identity: Type.Optional(
+          Type.Object(
+            {
+              dev: Type.String({ pattern: '^[0-9]+$' }),
+              ino: Type.String({ pattern: '^[0-9]+$' }),
+              mtimeNs: Type.String({ pattern: '^[0-9]+$' }),
+            },
+            Strict,
+          ),
+        ),
+      },
+      Strict,
+    ),
     regions: Type.Array(
       Type.Object({ memOffset: Size, length: Size, group: Size, fileOffset: Size }, Strict),
     ),
@@ -68,16 +93,33 @@ function stale(why: string, details: Record<string, unknown> = {}): FaasnapError
   return new FaasnapError('LOADING_SET_STALE', why, details);
 }
 
+export type LoadingSetFileInfo = LoadingSetManifest['file'];
+
+/** SHA-256 of the first and last SAMPLE_BYTES of an open file of `size` bytes. */
+async function sampleHash(fh: FileHandle, size: number): Promise<string> {
+  const hash = createHash('sha256');
+  const buf = Buffer.allocUnsafe(Math.min(SAMPLE_BYTES, size));
+  for (const at of size > SAMPLE_BYTES ? [0, size - buf.length] : [0]) {
+    const n = await readFull(fh, buf, buf.length, at);
+    hash.update(buf.subarray(0, n));
+  }
+  return hash.digest('hex');
+}
+
+function identityOf(st: BigIntStats): NonNullable<LoadingSetFileInfo['identity']> {
+  return { dev: String(st.dev), ino: String(st.ino), mtimeNs: String(st.mtimeNs) };
+}
+
 /**
  * Copies the loading set's bytes from the memory file into `outPath` (atomically), in file
- * order. Returns the file's size and SHA-256.
+ * order. Returns the file's size, SHA-256, sample hash and identity.
  */
 export async function writeLoadingSetFile(
   memoryFilePath: string,
   regions: readonly LoadingSetRegion[],
   outPath: string,
   hooks?: AtomicWriteHooks,
-): Promise<{ size: number; sha256: string }> {
+): Promise<LoadingSetFileInfo> {
   const st = await statSnapshotFile(memoryFilePath, 'memory file');
   checkLoadingSetLayout(regions, st.size, 'INVALID_LOADER_OPTIONS');
   const hash = createHash('sha256');
@@ -107,7 +149,20 @@ export async function writeLoadingSetFile(
   } finally {
     await mem.close();
   }
-  return { size: loadingSetSize(regions), sha256: hash.digest('hex') };
+  const size = loadingSetSize(regions);
+  const written = await open(outPath, 'r').catch((e: unknown) => {
+    throw ioError('open', outPath, e);
+  });
+  try {
+    return {
+      size,
+      sha256: hash.digest('hex'),
+      sample: await sampleHash(written, size),
+      identity: identityOf(await written.stat({ bigint: true })),
+    };
+  } finally {
+    await written.close();
+  }
 }
 
 export interface ManifestInput {
@@ -117,7 +172,7 @@ export interface ManifestInput {
   intervalThreshold: number;
   nonZero: Pick<NonZeroScan, 'blockSize' | 'intervalThreshold' | 'sizeThreshold' | 'regions'>;
   regions: readonly LoadingSetRegion[];
-  file: { size: number; sha256: string };
+  file: LoadingSetFileInfo;
 }
 
 /** Builds (and validates) the manifest of a written loading-set file. */
@@ -135,7 +190,7 @@ export function loadingSetManifest(input: ManifestInput): LoadingSetManifest {
       sizeThreshold: input.nonZero.sizeThreshold,
       regions: input.nonZero.regions.map((r) => ({ offset: r.offset, length: r.length })),
     },
-    file: { size: input.file.size, sha256: input.file.sha256 },
+    file: { ...input.file },
     regions: input.regions.map((r) => ({ ...r })),
   };
   return validateManifest(m, 'INVALID_LOADER_OPTIONS');
@@ -205,13 +260,18 @@ export async function readLoadingSetManifest(path: string): Promise<LoadingSetMa
 }
 
 /**
- * Cheap check before a restore uses the set (no reads of the memory file, which is the I/O the
- * loading set exists to avoid): same snapshot, same memory size, loading-set file complete.
+ * Opens the loading-set file a restore will map and prefetch, once, and checks it is the file
+ * the manifest describes: same snapshot, same memory size, and the same content. The content
+ * check must not read the set (that is the restore's own I/O): the file as the recording wrote
+ * it (device, inode, mtime) passes at once; a copy passes if its size and sample hash match; a
+ * manifest of an older build is checked against its full hash. A re-record renames a new file
+ * into place, so the path may name another file a moment later: callers use only the returned
+ * handle, never the path again.
  */
-export async function checkLoadingSet(
+export async function openLoadingSet(
   manifest: LoadingSetManifest,
   current: { memorySize: number; stateChecksum: string; loadingSetPath: string },
-): Promise<void> {
+): Promise<FileHandle> {
   if (manifest.stateChecksum !== current.stateChecksum) {
     throw stale(
       `it was recorded for snapshot ${manifest.stateChecksum.slice(0, 12)}…, this is ${current.stateChecksum.slice(0, 12)}…`,
@@ -226,12 +286,48 @@ export async function checkLoadingSet(
       `it was recorded for ${manifest.memorySize} bytes of memory, the snapshot has ${current.memorySize}`,
     );
   }
-  const st = await statSnapshotFile(current.loadingSetPath, 'loading-set file');
-  if (!st.isFile() || st.size !== manifest.file.size) {
-    throw stale(
-      `${current.loadingSetPath} has ${st.size} bytes, the manifest says ${manifest.file.size}`,
-    );
+  const path = current.loadingSetPath;
+  await statSnapshotFile(path, 'loading-set file'); // SNAPSHOT_MISSING when absent
+  const fh = await open(path, 'r').catch((e: unknown) => {
+    throw ioError('open', path, e);
+  });
+  try {
+    const st = await fh.stat({ bigint: true });
+    const want = manifest.file;
+    if (!st.isFile() || st.size !== BigInt(want.size))
+      throw stale(`${path} has ${st.size} bytes, the manifest says ${want.size}`);
+    const id = identityOf(st);
+    const same =
+      want.identity?.dev === id.dev &&
+      want.identity.ino === id.ino &&
+      want.identity.mtimeNs === id.mtimeNs;
+    if (!same) {
+      const [kind, expected, actual] = want.sample
+        ? ['sample', want.sample, await sampleHash(fh, want.size)]
+        : ['SHA-256', want.sha256, await fullHash(fh, want.size)];
+      if (actual !== expected)
+        throw stale(`${path} is not the file its manifest was written for (${kind} differs)`, {
+          expected,
+          actual,
+        });
+    }
+    return fh;
+  } catch (e) {
+    await fh.close();
+    throw ioError('read', path, e);
   }
+}
+
+async function fullHash(fh: FileHandle, size: number): Promise<string> {
+  const hash = createHash('sha256');
+  const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, Math.max(size, 1)));
+  for (let at = 0; at < size;) {
+    const n = await readFull(fh, buf, Math.min(buf.length, size - at), at);
+    if (n === 0) break;
+    hash.update(buf.subarray(0, n));
+    at += n;
+  }
+  return hash.digest('hex');
 }
 
 /**

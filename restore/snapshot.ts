@@ -3,6 +3,7 @@
 // memory back with the requested mode and returns a paused VM.
 
 import { mkdirSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FaasnapError } from '../common/errors.js';
 import { PhaseTimer } from '../common/phases.js';
@@ -10,7 +11,7 @@ import { mapMemoryFileLazily, readMemoryFileEagerly, type MemoryMode } from '../
 import { Prefetcher, mapFaasnapMemory } from '../loader/faasnap.js';
 import { ReapSession, reapRegions } from '../loader/reap.js';
 import {
-  checkLoadingSet,
+  openLoadingSet,
   readLoadingSetManifest,
   type LoadingSetManifest,
 } from '../loader/loading-set-file.js';
@@ -133,88 +134,106 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
   await checkMemoryFile(memoryFile, file.memory.size);
   const variant = FAASNAP_VARIANT[opts.mode];
   let manifest: LoadingSetManifest | undefined;
+  let loadingSet: FileHandle | undefined;
+  let handedOver = false;
   if (variant) {
     manifest = await readLoadingSetManifest(paths.loadingSetManifest);
-    await checkLoadingSet(manifest, {
+    loadingSet = await openLoadingSet(manifest, {
       memorySize: file.memory.size,
       stateChecksum: file.checksum,
       loadingSetPath: paths.loadingSetFile,
     });
   }
-  timer.record('read-state', t);
-  if (opts.preparePageCache ?? true) {
-    if (opts.mode === 'cached') await loadPageCache(memoryFile);
-    else {
-      // Every other mode is measured from disk: a cold page cache for all its files.
-      dropPageCache(memoryFile);
-      if (variant) dropPageCache(paths.loadingSetFile);
-    }
+  try {
+    return await restoreChecked();
+  } catch (e) {
+    // Until the VM owns the handle (the FaaSnap case below), it is ours to close.
+    if (!handedOver) await loadingSet?.close();
+    throw e;
   }
-  relocateAgentChannel(file.state, opts.agentSocket);
-  // REAP's working-set manifest is read (and checked) before the VM exists: attaching memory
-  // happens inside Vm.restore, which cannot wait.
-  const reapManifest =
-    opts.mode === 'reap'
-      ? await ReapSession.readManifest(paths.reapDir, memoryFile, { snapshotId: file.checksum })
-      : undefined;
-  let memory: { startMs: number; durationMs: number } | undefined;
-  const attachMemory = (vm: Vm): void => {
-    const m0 = performance.now();
-    switch (opts.mode) {
-      case 'eager':
-        readMemoryFileEagerly(vm.guestRam, memoryFile);
-        break;
-      case 'vanilla':
-      case 'cached':
-        mapMemoryFileLazily(vm.guestRam, memoryFile);
-        vm.loader = { mode: opts.mode, fileBacked: true, failure: () => undefined };
-        break;
-      case 'reap': {
-        // Guest RAM is still untouched anonymous memory: every page the guest needs faults
-        // into the userfaultfd server, except the working set installed here before resume.
-        const session = ReapSession.replayManifest(reapManifest!, {
-          regions: reapRegions(vm.guestRam),
-          memoryFile,
-          dir: paths.reapDir,
-          onError: (e) => vm.fail(e),
-        });
-        vm.own(session);
-        vm.loader = { mode: opts.mode, fileBacked: false, failure: () => session.serveError() };
-        break;
-      }
-      default: {
-        const files = { memoryFile, loadingSetFile: paths.loadingSetFile };
-        mapFaasnapMemory(vm.guestRam, manifest!, files, variant!);
-        // Concurrent paging starts now, while the VM's state is restored and it resumes.
-        const prefetcher = Prefetcher.forVariant(manifest!, files, variant!);
-        vm.own({ close: () => prefetcher.cancel() });
-        // A read error stops the VM: the guest's own fault on that page would fail the same way.
-        let failure: FaasnapError | undefined;
-        void prefetcher.done.then((s) => {
-          failure = s.error;
-          if (s.error) vm.fail(s.error);
-        });
-        vm.loader = {
-          mode: opts.mode,
-          fileBacked: true,
-          prefetch: prefetcher.done,
-          failure: () => failure,
-        };
+  async function restoreChecked(): Promise<Vm> {
+    timer.record('read-state', t);
+    if (opts.preparePageCache ?? true) {
+      if (opts.mode === 'cached') await loadPageCache(memoryFile);
+      else {
+        // Every other mode is measured from disk: a cold page cache for all its files.
+        dropPageCache(memoryFile);
+        if (variant) dropPageCache(paths.loadingSetFile);
       }
     }
-    memory = { startMs: m0 - timer.origin, durationMs: performance.now() - m0 };
-  };
-  t = performance.now();
-  const vm = Vm.restore(file.config, file.state, opts.kvm, attachMemory);
-  // Two phases: the VM's own restore, and the memory mode's part, which ran inside it.
-  timer.phases.push(
-    {
-      name: 'restore-vm',
-      startMs: t - timer.origin,
-      durationMs: performance.now() - t - memory!.durationMs,
-    },
-    { name: 'memory', ...memory! },
-  );
-  for (const p of timer.phases) vm.phases.phases.push({ ...p, name: `restore:${p.name}` });
-  return vm;
+    relocateAgentChannel(file.state, opts.agentSocket);
+    // REAP's working-set manifest is read (and checked) before the VM exists: attaching memory
+    // happens inside Vm.restore, which cannot wait.
+    const reapManifest =
+      opts.mode === 'reap'
+        ? await ReapSession.readManifest(paths.reapDir, memoryFile, { snapshotId: file.checksum })
+        : undefined;
+    let memory: { startMs: number; durationMs: number } | undefined;
+    const attachMemory = (vm: Vm): void => {
+      const m0 = performance.now();
+      switch (opts.mode) {
+        case 'eager':
+          readMemoryFileEagerly(vm.guestRam, memoryFile);
+          break;
+        case 'vanilla':
+        case 'cached':
+          mapMemoryFileLazily(vm.guestRam, memoryFile);
+          vm.loader = { mode: opts.mode, fileBacked: true, failure: () => undefined };
+          break;
+        case 'reap': {
+          // Guest RAM is still untouched anonymous memory: every page the guest needs faults
+          // into the userfaultfd server, except the working set installed here before resume.
+          const session = ReapSession.replayManifest(reapManifest!, {
+            regions: reapRegions(vm.guestRam),
+            memoryFile,
+            dir: paths.reapDir,
+            onError: (e) => vm.fail(e),
+          });
+          vm.own(session);
+          vm.loader = { mode: opts.mode, fileBacked: false, failure: () => session.serveError() };
+          break;
+        }
+        default: {
+          const files = { memoryFile, loadingSet: { fh: loadingSet!, path: paths.loadingSetFile } };
+          mapFaasnapMemory(vm.guestRam, manifest!, files, variant!);
+          // Concurrent paging starts now, while the VM's state is restored and it resumes.
+          const prefetcher = Prefetcher.forVariant(manifest!, files, variant!);
+          // The mappings hold the file; the handle closes once the prefetcher let go of it.
+          handedOver = true;
+          vm.own({
+            close: () => {
+              prefetcher.cancel();
+              void prefetcher.done.finally(() => loadingSet!.close());
+            },
+          });
+          // A read error stops the VM: the guest's own fault on that page would fail the same way.
+          let failure: FaasnapError | undefined;
+          void prefetcher.done.then((s) => {
+            failure = s.error;
+            if (s.error) vm.fail(s.error);
+          });
+          vm.loader = {
+            mode: opts.mode,
+            fileBacked: true,
+            prefetch: prefetcher.done,
+            failure: () => failure,
+          };
+        }
+      }
+      memory = { startMs: m0 - timer.origin, durationMs: performance.now() - m0 };
+    };
+    t = performance.now();
+    const vm = Vm.restore(file.config, file.state, opts.kvm, attachMemory);
+    // Two phases: the VM's own restore, and the memory mode's part, which ran inside it.
+    timer.phases.push(
+      {
+        name: 'restore-vm',
+        startMs: t - timer.origin,
+        durationMs: performance.now() - t - memory!.durationMs,
+      },
+      { name: 'memory', ...memory! },
+    );
+    for (const p of timer.phases) vm.phases.phases.push({ ...p, name: `restore:${p.name}` });
+    return vm;
+  }
 }

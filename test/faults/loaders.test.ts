@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { isFaasnapError, type FaasnapError } from '../../common/errors.js';
@@ -42,8 +43,10 @@ faultTest(
         fileOffset: i * chunk,
         length: chunk,
       }));
-      const p = new Prefetcher(reads, { loadingSetFile: f.path, memoryFile: '/nonexistent' });
+      const fh = await open(f.path, 'r');
+      const p = new Prefetcher(reads, { loadingSet: { fh, path: f.path }, memoryFile: '/none' });
       const stats = await p.done; // a rejection here would be an unhandled one in the VMM process
+      await fh.close();
       assert.ok(isFaasnapError(stats.error, 'SNAPSHOT_IO'), String(stats.error));
       assert.equal(stats.error.details.path, f.path);
       assert.equal(stats.error.details.offset, 2 * chunk, 'the read that covers page 40');
@@ -163,13 +166,18 @@ faultTest('short reads: the page-cache load and the prefetcher still read every 
     const before = f.stats().read_bytes!;
     assert.equal((await loadPageCache(f.path)).bytesRead, 256 * PAGE);
     assert.equal(f.stats().read_bytes! - before, 256 * PAGE);
-    const p = new Prefetcher([{ source: 'memfile', fileOffset: 0, length: 64 * PAGE }], {
-      loadingSetFile: '/nonexistent',
-      memoryFile: f.path,
-    });
+    const fh = await open(f.path, 'r');
+    const p = new Prefetcher(
+      [
+        { source: 'memfile', fileOffset: 0, length: 64 * PAGE },
+        { source: 'loadset', fileOffset: 64 * PAGE, length: 64 * PAGE },
+      ],
+      { loadingSet: { fh, path: f.path }, memoryFile: f.path },
+    );
     const s = await p.done;
+    await fh.close();
     assert.equal(s.error, undefined);
-    assert.equal(s.bytes, 64 * PAGE);
+    assert.equal(s.bytes, 128 * PAGE);
   } finally {
     await f.close();
   }
