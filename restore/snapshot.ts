@@ -190,7 +190,12 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
             onError: (e) => vm.fail(e),
           });
           vm.own(session);
-          vm.loader = { mode: opts.mode, fileBacked: false, failure: () => session.serveError() };
+          vm.loader = {
+            mode: opts.mode,
+            fileBacked: false,
+            reap: session,
+            failure: () => session.serveError(),
+          };
           break;
         }
         default: {

@@ -94,6 +94,8 @@ export class Vm {
         /** Guest RAM is (partly) a private mapping of snapshot files. */
         fileBacked: boolean;
         prefetch?: Promise<{ bytes: number; ms: number; cancelled: boolean }>;
+        /** REAP: the working set installed before resume and the faults served since. */
+        reap?: { stats(): { pagesPrefetched: number; faultsServed: number } };
         /** The loader's failure so far (SNAPSHOT_IO): the guest may have seen wrong memory. */
         failure(): FaasnapError | undefined;
       }

@@ -5,6 +5,7 @@
 // image (guest/rootfs/build.sh small-node); skipped otherwise.
 
 import { after, test } from 'node:test';
+import { skipOrFail } from '../../test/support/skip.js';
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -40,7 +41,8 @@ test('init and agent from the small image serve invocations in a chroot', async 
   const unshare = which('unshare');
   const chroot = which('chroot');
   if (process.getuid?.() !== 0 || !debugfs || !unshare || !chroot || !fs.existsSync(image)) {
-    t.skip(
+    skipOrFail(
+      t,
       `needs root, debugfs, unshare and a cached ${TEST_ROOTFS_VARIANT} image (guest/rootfs/build.sh ${TEST_ROOTFS_VARIANT})`,
     );
     return;

@@ -1,4 +1,5 @@
 import { after, before, test } from 'node:test';
+import { skipOrFail } from '../../test/support/skip.js';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -125,7 +126,7 @@ test('a cached small image, if built, holds init, agent and functions', (t) => {
     // no e2fsprogs
   }
   if (!fs.existsSync(image) || !debugfs) {
-    t.skip('no cached small image (guest/rootfs/build.sh small) or no debugfs');
+    skipOrFail(t, 'no cached small image (guest/rootfs/build.sh small) or no debugfs');
     return;
   }
   const stat = (p: string): string =>

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MEMORY_MODES } from '../../loader/modes.js';
 import { guestFiles } from '../guest/support.js';
+import { skipOrFail } from '../support/skip.js';
 import { startDaemon, waitForState, type TestDaemon } from './support.js';
 
 const DEPLOY_TIMEOUT_MS = 10 * 60_000;
@@ -66,7 +67,7 @@ const phaseNames = (inv: { phases: { name: string }[] }) => inv.phases.map((p) =
 async function oneVmDaemon(t: { skip(msg: string): void }): Promise<TestDaemon | undefined> {
   const files = guestFiles();
   if (typeof files === 'string') {
-    t.skip(files);
+    skipOrFail(t, files);
     return undefined;
   }
   const d = await startDaemon({ guest: files, maxVms: 1, maxMemoryMiB: 2048, poolSize: 2 });

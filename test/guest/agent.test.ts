@@ -14,6 +14,7 @@ import { AgentClient } from '../../guest/agent/client.js';
 import { MemoryStorage } from '../../guest/agent/storage.js';
 import type { MemoryMode } from '../../loader/modes.js';
 import { VmmProcess } from '../../process/client.js';
+import { skipOrFail } from '../support/skip.js';
 import { tempDirs } from '../support/temp-dirs.js';
 import { bootGuest, guestFiles, type BootedGuest } from './support.js';
 
@@ -46,12 +47,12 @@ describe('Linux guest with the agent (tier 3)', { timeout: scaledMs(15 * 60_000)
 
   const withGuest =
     (fn: (g: BootedGuest, t: TestContext) => Promise<void>) => async (t: TestContext) => {
-      if (!guest) return t.skip(skipReason);
+      if (!guest) return skipOrFail(t, skipReason);
       await fn(guest, t);
     };
 
   test('the image boots to a ready agent with both runtimes', (t) => {
-    if (!guest) return t.skip(skipReason);
+    if (!guest) return skipOrFail(t, skipReason);
     t.diagnostic(`boot request → agent ready: ${(guest.bootMs / 1000).toFixed(1)} s`);
     assert.equal(guest.ready.restored, false);
     assert.ok(guest.ready.runtimes.includes('python'));

@@ -14,6 +14,7 @@ import { busyboxInitramfs } from '../../guest/kernel/initramfs.js';
 import { createLinuxVm } from '../../vmm/boot/linux-vm.js';
 import { runLinuxVm } from '../../vmm/boot/linux-run.js';
 import { kvmTest, mappings, openFds, threads, threadsSettled } from '../kvm/support.js';
+import { skipOrFail } from '../support/skip.js';
 
 const BUSYBOX = '/bin/busybox';
 const BOOT_TIMEOUT_MS = 6 * 60_000;
@@ -50,12 +51,13 @@ function isStatic(file: Buffer): boolean {
 function prerequisites(t: TestContext): { kernel: string; busybox: Buffer } | undefined {
   const kernel = process.env.FAASNAP_KERNEL ?? builtKernelPath();
   if (!kernel || !existsSync(kernel)) {
-    t.skip('Linux tier did not run: no guest kernel built (run guest/kernel/build.sh)');
+    skipOrFail(t, 'Linux tier did not run: no guest kernel built (run guest/kernel/build.sh)');
     return undefined;
   }
   const busybox = existsSync(BUSYBOX) ? readFileSync(BUSYBOX) : undefined;
   if (!busybox || !isStatic(busybox)) {
-    t.skip(
+    skipOrFail(
+      t,
       `Linux tier did not run: ${BUSYBOX} is not a static busybox (apt install busybox-static)`,
     );
     return undefined;

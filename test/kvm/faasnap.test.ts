@@ -5,7 +5,7 @@
 
 import { scaledMs } from '../../common/time-scale.js';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
@@ -22,6 +22,8 @@ import type { MemoryMode } from '../../loader/modes.js';
 import { recordFaasnap, recordReap } from '../../restore/record.js';
 import { createSnapshot, restoreSnapshot, snapshotPaths } from '../../restore/snapshot.js';
 import type { Vm } from '../../vmm/vm.js';
+import { native } from '../../native/index.js';
+import { residentFraction } from '../../vmm/snapshot/memory-dump.js';
 import { KVM_PRESENT, kvmTest, openFds } from './support.js';
 
 const MEM_MIB = 64;
@@ -135,16 +137,95 @@ const MODES: MemoryMode[] = [
   'cached',
   'eager',
 ];
+/** Bytes of this process's mappings of each snapshot file (/proc/self/maps). */
+function mappedBytes(): { memfile: number; loadset: number } {
+  const paths = snapshotPaths(dir);
+  const out = { memfile: 0, loadset: 0 };
+  for (const line of readFileSync('/proc/self/maps', 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const bytes = Number(BigInt(`0x${m[2]}`) - BigInt(`0x${m[1]}`));
+    if (m[3] === realpathSync(paths.memoryFile)) out.memfile += bytes;
+    if (m[3] === realpathSync(paths.loadingSetFile)) out.loadset += bytes;
+  }
+  return out;
+}
+
+/** Pages of guest RAM resident in this process (mincore). */
+function residentRamPages(vm: Vm): number {
+  let n = 0;
+  for (const r of vm.guestRam.regions) {
+    const vec = Buffer.alloc(r.size / 4096);
+    native.mincore(r.hostAddr, r.size, vec);
+    for (const b of vec) n += b & 1;
+  }
+  return n;
+}
+
+/**
+ * What only `mode` leaves behind in a restored, still paused VM: which snapshot files back
+ * guest RAM and how much, what was read or installed. A mode that silently fell back to
+ * another (a FaaSnap restore with a plain mapping, say) fails here.
+ */
+function assertModeEvidence(mode: MemoryMode, vm: Vm): void {
+  const mapped = mappedBytes();
+  const ramPages = vm.guestRam.size / 4096;
+  const lsSize = statSync(snapshotPaths(dir).loadingSetFile).size;
+  const say = `${mode}: ${JSON.stringify(mapped)}`;
+  switch (mode) {
+    case 'eager':
+      assert.deepEqual(mapped, { memfile: 0, loadset: 0 }, say);
+      assert.equal(residentRamPages(vm), ramPages, 'every page was read before resume');
+      break;
+    case 'vanilla':
+    case 'cached':
+      assert.deepEqual(mapped, { memfile: vm.guestRam.size, loadset: 0 }, say);
+      if (mode === 'cached')
+        assert.equal(residentFraction(snapshotPaths(dir).memoryFile, vm.guestRam.size), 1);
+      break;
+    case 'reap': {
+      assert.deepEqual(mapped, { memfile: 0, loadset: 0 }, say);
+      const s = vm.loader!.reap!.stats();
+      assert.ok(s.pagesPrefetched > 0, 'the working set was installed before resume');
+      break;
+    }
+    case 'faasnap-no-compact-file':
+      assert.equal(mapped.loadset, 0, say);
+      assert.ok(mapped.memfile > 0 && mapped.memfile < vm.guestRam.size, say);
+      break;
+    case 'faasnap-no-regions':
+      assert.equal(mapped.loadset, lsSize, say);
+      assert.equal(mapped.memfile + mapped.loadset, vm.guestRam.size, 'all RAM file-backed');
+      break;
+    default:
+      // faasnap, faasnap-no-concurrent-paging: the loading set on top of non-zero regions only.
+      assert.equal(mapped.loadset, lsSize, say);
+      assert.ok(
+        mapped.memfile + mapped.loadset < vm.guestRam.size,
+        `zero pages stay anonymous: ${say}`,
+      );
+  }
+}
+
 for (const mode of MODES) {
   kvmTest(`restore in ${mode} runs input B to the correct checksum`, async () => {
     const vm = await restoreSnapshot(dir, { mode });
+    assertModeEvidence(mode, vm);
     assert.equal(await runWith(vm, B), touchExpectedChecksum(B, image));
-    if (vm.loader?.prefetch) {
-      const stats = await vm.loader.prefetch;
-      if (mode === 'faasnap-no-concurrent-paging') assert.equal(stats.bytes, 0);
-      else if (!stats.cancelled) assert.ok(stats.bytes > 0);
-    }
+    const prefetch = await vm.loader?.prefetch;
+    if (mode === 'faasnap-no-concurrent-paging') assert.equal(prefetch?.bytes, 0);
+    else if (mode.startsWith('faasnap')) {
+      assert.ok(prefetch, `${mode} prefetches`);
+      if (!prefetch.cancelled) assert.ok(prefetch.bytes >= lsBytes(mode), `${prefetch.bytes}`);
+    } else assert.equal(prefetch, undefined, `${mode} has no prefetcher`);
   });
+}
+
+/** What a completed prefetch reads at least: the whole loading set (from either file). */
+function lsBytes(mode: MemoryMode): number {
+  return mode === 'faasnap-no-concurrent-paging'
+    ? 0
+    : statSync(snapshotPaths(dir).loadingSetFile).size;
 }
 
 kvmTest('a stale or missing loading set is refused before anything runs', async () => {

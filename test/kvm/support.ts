@@ -5,9 +5,9 @@
 import { scaledMs } from '../../common/time-scale.js';
 import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { test, type TestContext } from 'node:test';
+import { skipOrFail } from '../support/skip.js';
 
 export const KVM_PRESENT = existsSync('/dev/kvm');
-const REQUIRED = process.env.FAASNAP_REQUIRE_KVM === '1';
 
 /** node:test's `test` for tests that need /dev/kvm. */
 export function kvmTest(
@@ -17,11 +17,7 @@ export function kvmTest(
 ): void {
   test(name, { timeout: scaledMs(timeoutMs) }, async (t) => {
     if (!KVM_PRESENT) {
-      if (REQUIRED)
-        throw new Error(
-          '/dev/kvm is missing but FAASNAP_REQUIRE_KVM=1: the KVM tier must run here',
-        );
-      t.skip('KVM tier did not run: /dev/kvm is missing');
+      skipOrFail(t, 'KVM tier did not run: /dev/kvm is missing');
       return;
     }
     await fn(t);

@@ -11,6 +11,7 @@ import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildDelayfs } from '../../bench/experiments/slow-storage.js';
 import { scaledMs } from '../../common/time-scale.js';
+import { skipOrFail } from './skip.js';
 
 /** Why fault tests cannot run here, or undefined when they can. */
 function missing(): string | undefined {
@@ -33,9 +34,7 @@ export function faultTest(
   test(name, { timeout: scaledMs(timeoutMs) }, async (t) => {
     const why = missing();
     if (why) {
-      if (process.env.FAASNAP_REQUIRE_KVM === '1')
-        throw new Error(`fault injection cannot run (${why}) but FAASNAP_REQUIRE_KVM=1`);
-      t.skip(`fault injection did not run: ${why}`);
+      skipOrFail(t, `fault injection did not run: ${why}`);
       return;
     }
     await fn(t);

@@ -12,6 +12,7 @@
 // FAASNAP_WORKLOAD_INPUTS, else ../shared/workloads/inputs beside the repo (or /work/shared).
 
 import { after, before, test, type TestContext } from 'node:test';
+import { TIERS_REQUIRED, skipOrFail } from '../support/skip.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -64,7 +65,12 @@ function missing(t: TestContext, needs: Record<string, string>, inputs = false):
     }
   }
   if (inputs && !fs.existsSync(INPUTS)) {
-    t.skip(`workload inputs not found at ${INPUTS} (set FAASNAP_WORKLOAD_INPUTS)`);
+    // CI has the inputs (../shared/workloads): there, their absence is a failure.
+    skipOrFail(
+      t,
+      `workload inputs not found at ${INPUTS} (set FAASNAP_WORKLOAD_INPUTS)`,
+      TIERS_REQUIRED || Boolean(process.env.CI),
+    );
     return true;
   }
   return false;
