@@ -5,6 +5,7 @@
 import { encodeBenchParams, parseBenchOutput, parseHelloOutput } from '../guest/micro/index.js';
 import { createMicroVm } from '../guest/micro/launch.js';
 import { summarize, type Summary } from './stats.js';
+import { scaledMs } from '../common/time-scale.js';
 
 export interface VmmBenchOptions {
   repeats: number;
@@ -30,7 +31,7 @@ async function createToFirstExit(): Promise<{
   phases: Record<string, number>;
 }> {
   const vm = createMicroVm({ guest: 'hello', memMiB: 64, vcpus: 1 });
-  await vm.runToCompletion(30_000);
+  await vm.runToCompletion(scaledMs(30_000));
   if (!parseHelloOutput(vm.console.text()).cpl0 || vm.firstExitMs === undefined) {
     throw new Error(`hello did not run: ${vm.console.text()}`);
   }
@@ -62,7 +63,7 @@ async function pioRoundTrip(iterations: number): Promise<number> {
     BENCH_PORT,
     1,
   );
-  await vm.runToCompletion(60_000);
+  await vm.runToCompletion(scaledMs(60_000));
   if (!parseBenchOutput(vm.console.text()).done || count !== iterations) {
     throw new Error(`pio bench saw ${count}/${iterations} exits: ${vm.console.text()}`);
   }
@@ -87,7 +88,7 @@ async function irqRoundTrip(iterations: number): Promise<number> {
     count += Number(n);
     irq.trigger();
   });
-  await vm.runToCompletion(60_000);
+  await vm.runToCompletion(scaledMs(60_000));
   const out = parseBenchOutput(vm.console.text());
   if (!out.done || out.count === undefined || out.count < BigInt(iterations)) {
     throw new Error(`irq bench incomplete (${count} notifications): ${vm.console.text()}`);

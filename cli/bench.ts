@@ -8,6 +8,7 @@ import { machineInfo } from '../bench/machine.js';
 import type { Summary } from '../bench/stats.js';
 import { runLoaderBench } from '../bench/loaders.js';
 import { runVmmBench } from '../bench/vmm.js';
+import { runSoak, type Resources } from '../bench/soak.js';
 import { registerExperimentCommands } from '../bench/experiments/commands.js';
 import { MEMORY_MODES, isMemoryMode, type MemoryMode } from '../loader/modes.js';
 import { InvalidArgumentError } from 'commander';
@@ -85,7 +86,67 @@ export function registerBenchCommands(program: Command): void {
     .option('--out <dir>', 'directory for the raw results', 'bench/results')
     .option('--json', 'print the result document instead of a table')
     .action((opts: LoaderOptions) => benchLoaders(opts));
+  bench
+    .command('soak')
+    .description(
+      "restore/invoke/teardown cycles through a daemon in this process; checks that the daemon's fds, threads, mappings, child processes and RSS return to their baseline",
+    )
+    .option('--micro-cycles <n>', 'cycles of a micro touch function', intOption(0, 1e6), 1000)
+    .option('--python-cycles <n>', 'cycles of the python hello function', intOption(0, 1e6), 200)
+    .option('--modes <list>', 'memory modes, in rotation', modesOption, SOAK_MODES)
+    .option('--out <dir>', 'directory for the raw results', 'bench/results')
+    .action((opts: SoakOptions) => benchSoak(opts));
   registerExperimentCommands(bench);
+}
+
+const SOAK_MODES: MemoryMode[] = ['eager', 'vanilla', 'cached', 'reap', 'faasnap'];
+
+interface SoakOptions {
+  microCycles: number;
+  pythonCycles: number;
+  modes: MemoryMode[];
+  out: string;
+}
+
+/** A resource that grew by more than this over a soak is a leak (RSS is reported, not judged). */
+const LEAK_TOLERANCE: Record<keyof Resources, number> = {
+  fds: 0,
+  threads: 0,
+  mappings: 0,
+  children: 0,
+  rssMiB: Infinity,
+};
+
+async function benchSoak(opts: SoakOptions): Promise<void> {
+  const startedAt = new Date().toISOString();
+  const result = await runSoak({ ...opts, onProgress: progressLine });
+  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  const doc = {
+    bench: 'soak',
+    startedAt,
+    command: `faasnap bench soak --micro-cycles ${opts.microCycles} --python-cycles ${opts.pythonCycles} --modes ${opts.modes.join(',')}`,
+    machine: machineInfo(),
+    result,
+  };
+  const file = saveResults(opts.out, 'soak', startedAt, doc);
+  let leaks = 0;
+  for (const p of result.phases) {
+    console.log(
+      `${p.function} (${p.runtime}): ${p.cycles} cycles in ${(p.durationMs / 1000).toFixed(0)} s, ${(p.durationMs / p.cycles).toFixed(0)} ms each, ${p.failures.length} failed`,
+    );
+    for (const k of Object.keys(LEAK_TOLERANCE) as (keyof Resources)[]) {
+      const delta = p.after[k] - p.before[k];
+      const leak = delta > LEAK_TOLERANCE[k];
+      if (leak) leaks++;
+      const f = (v: number) => (k === 'rssMiB' ? v.toFixed(1) : String(v));
+      console.log(
+        `  ${k.padEnd(9)} ${f(p.before[k]).padStart(8)} → ${f(p.after[k]).padStart(8)}  (${delta >= 0 ? '+' : ''}${f(delta)})${leak ? '  LEAK' : ''}`,
+      );
+    }
+    for (const x of p.failures.slice(0, 5)) console.log(`  cycle ${x.cycle}: ${x.error}`);
+  }
+  console.log(`raw results: ${file}`);
+  if (leaks > 0 || result.phases.some((p) => p.failures.length > 0)) process.exitCode = 1;
 }
 
 function progressLine(what: string): void {

@@ -45,6 +45,11 @@ export interface InvokerDeps {
 /** Failures of the function's own code: its result, not a platform error worth a log line. */
 const FUNCTION_OUTCOMES = new Set(['FUNCTION_ERROR', 'FUNCTION_TIMEOUT', 'FUNCTION_NOT_FOUND']);
 
+/** The phase an error is reported against: the one that threw, else the last before teardown. */
+function failedPhase(rec: TraceRecorder): string {
+  return rec.failedPhase ?? rec.phases.findLast((p) => p.name !== 'teardown')?.name ?? 'start';
+}
+
 export function needsRecording(mode: InvokeMode, s: SnapshotT): boolean {
   if (mode === 'reap') return !s.recorded.reap;
   if (mode.startsWith('faasnap')) return !s.recorded.faasnap;
@@ -197,6 +202,7 @@ export class Invoker {
       });
     } catch (e) {
       apiError = e;
+      if (isFaasnapError(e)) e.details.phase = failedPhase(rec);
       if (isFaasnapError(e, 'VMM_CRASHED')) metrics.vmmCrashes.inc();
     }
 
@@ -205,7 +211,7 @@ export class Invoker {
       apiError !== undefined ? errorBody(apiError) : outcome && !outcome.ok ? outcome.error : null;
     rec.end(error ?? undefined);
     if (error && !FUNCTION_OUTCOMES.has(error.code)) {
-      const step = rec.phases.at(-1)?.name ?? 'start';
+      const step = failedPhase(rec);
       this.d.log.error(
         { function: fn.name, invocation: id, mode, step, code: error.code, details: error.details },
         `invocation ${id} of ${fn.name} (${mode}) failed at ${step}: ${error.code}: ${error.message}`,

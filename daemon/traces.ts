@@ -49,6 +49,8 @@ export class LocalSpanExporter implements SpanExporter {
 /** One trace in progress: phases become child spans of the root span. */
 export class TraceRecorder {
   readonly phases: PhaseTiming[] = [];
+  /** The first phase that failed: what an error is reported against (teardown runs after). */
+  failedPhase: string | undefined;
   private readonly t0 = performance.now();
 
   constructor(
@@ -71,6 +73,7 @@ export class TraceRecorder {
     try {
       return await fn();
     } catch (e) {
+      this.failedPhase ??= name;
       span.setStatus({
         code: SpanStatusCode.ERROR,
         message: e instanceof Error ? e.message : String(e),
