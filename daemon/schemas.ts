@@ -71,7 +71,7 @@ const specProps = {
     Type.String({
       maxLength: 1 << 20,
       description:
-        'function source: not supported yet (400); bundle the function into the guest image',
+        'python/node: the function source (a module defining the handler); deploy writes it into the guest tmpfs, so it is in every snapshot, and `handler` names it. micro functions take no code (400).',
     }),
   ),
   stateMiB: Type.Integer({
