@@ -6,6 +6,7 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { childPids } from '../common/process.js';
 import { createDaemon, type Daemon } from '../daemon/server.js';
 import type { RuntimeName } from '../daemon/schemas.js';
 import type { MemoryMode } from '../loader/modes.js';
@@ -19,21 +20,11 @@ export interface Resources {
 }
 
 export function processResources(): Resources {
-  const children = readdirSync('/proc').filter((p) => {
-    if (!/^\d+$/.test(p)) return false;
-    try {
-      // Field 4 of stat is the parent pid; the command name (field 2) may hold spaces.
-      const stat = readFileSync(`/proc/${p}/stat`, 'latin1');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid;
-    } catch {
-      return false; // exited meanwhile
-    }
-  }).length;
   return {
     fds: readdirSync('/proc/self/fd').length,
     threads: readdirSync('/proc/self/task').length,
     mappings: readFileSync('/proc/self/maps', 'latin1').split('\n').length - 1,
-    children,
+    children: childPids().length,
     rssMiB: process.memoryUsage().rss / 2 ** 20,
   };
 }

@@ -91,7 +91,7 @@ export function qemuArgs(
     ...['-smp', String(o.vcpus), '-m', String(o.memoryMiB)],
     ...['-nodefaults', '-display', 'none', '-no-reboot'],
     ...['-kernel', a.kernel, '-initrd', a.initramfs],
-    ...['-append', 'console=ttyS0 loglevel=4 panic=-1 mitigations=off sysrq_always_enabled'],
+    ...['-append', 'console=ttyS0 loglevel=4 panic=-1 mitigations=off'],
     // ttyS0: L1's kernel console, kept for errors; ttyS1: the command's output.
     ...['-serial', `file:${join(runDir, 'console.log')}`, '-serial', 'stdio'],
     // A monitor for looking inside a stuck L1: registers and stacks (docs/lab.md).

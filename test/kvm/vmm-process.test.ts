@@ -2,10 +2,11 @@
 // actions get typed errors; a crashed VMM process is detected and reported.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isFaasnapError } from '../../common/errors.js';
+import { childPids } from '../../common/process.js';
 import {
   TOUCH_FLAG_PROGRESS,
   TOUCH_FLAG_WRITE,
@@ -43,22 +44,6 @@ kvmTest('a pooled VMM process boots a micro-guest and reports its console and ex
 });
 
 /** Processes this test process started (the pool's VMM processes). */
-function childPids(): number[] {
-  return readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .filter((d) => {
-      try {
-        // Field 4 of stat is the parent PID; the command name before it may contain spaces.
-        return (
-          Number(readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]) ===
-          process.pid
-        );
-      } catch {
-        return false; // exited while we looked
-      }
-    })
-    .map(Number);
-}
 
 /** The nice value of every thread of a process. */
 function threadNices(pid: number): number[] {

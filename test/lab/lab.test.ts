@@ -5,14 +5,14 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { isFaasnapError } from '../../common/errors.js';
-import { processAlive } from '../../common/process.js';
+import { listProcesses, processAlive } from '../../common/process.js';
 import { repoRoot } from '../../guest/rootfs/index.js';
 import { ensureLabAssets } from '../../lab/assets.js';
 import { writeCpio } from '../../lab/cpio.js';
@@ -33,16 +33,9 @@ function collector(): { stream: Writable; text: () => string } {
 
 /** Pids whose command line mentions `text`. */
 function processesNaming(text: string): number[] {
-  return readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text);
-      } catch {
-        return false; // gone meanwhile
-      }
-    })
-    .map(Number);
+  return listProcesses()
+    .filter((p) => p.cmdline.includes(text))
+    .map((p) => p.pid);
 }
 
 /** Inside L1 the lab would nest QEMU's emulation in itself (hours): these run on the host. */
