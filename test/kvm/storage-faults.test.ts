@@ -95,6 +95,35 @@ async function faultySnapshot(
   };
 }
 
+/**
+ * Open fds, threads, and the mappings a VM makes (guest RAM and anything mapped from a file under
+ * the temp dir, i.e. snapshot files) of a process. Other mappings come and go with the JS heap.
+ */
+function footprint(pid: number): { fds: number; threads: number; vmMappings: number } {
+  let vmMappings = 0;
+  for (const line of readFileSync(`/proc/${pid}/maps`, 'latin1').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (!m) continue;
+    const bytes = Number(BigInt(`0x${m[2]}`) - BigInt(`0x${m[1]}`));
+    if (bytes === MEM_MIB << 20 || m[3]!.startsWith(tmpdir())) vmMappings++;
+  }
+  return {
+    fds: readdirSync(`/proc/${pid}/fd`).length,
+    threads: readdirSync(`/proc/${pid}/task`).length,
+    vmMappings,
+  };
+}
+
+/** The footprint once it equals `want`, or after a few seconds (teardown is partly async). */
+async function footprintSettles(pid: number, want: ReturnType<typeof footprint>) {
+  const end = Date.now() + scaledMs(5000);
+  for (;;) {
+    const now = footprint(pid);
+    if (JSON.stringify(now) === JSON.stringify(want) || Date.now() > end) return now;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Restores in `mode`, runs input B; returns the first error the VMM process answered. */
 async function runB(vmm: VmmProcess, snapshotDir: string, mode: MemoryMode): Promise<unknown> {
   try {
@@ -143,6 +172,12 @@ for (const c of cases) {
       const snap = await faultySnapshot(c.file, await c.offset());
       const vmm = await VmmProcess.spawn();
       try {
+        // A restore of nothing fails before any VM exists, but starts libuv's thread pool, so
+        // the baseline holds every thread a restore starts on purpose.
+        await vmm
+          .call({ type: 'restore', snapshotDir: '/nonexistent', mode: 'eager' })
+          .catch(() => undefined);
+        const idle = footprint(vmm.pid);
         const e = await runB(vmm, snap.dir, c.mode);
         assert.ok(isFaasnapError(e, 'SNAPSHOT_IO'), `expected SNAPSHOT_IO, got ${String(e)}`);
         // The process survived, and still tells what went wrong.
@@ -152,6 +187,8 @@ for (const c of cases) {
         // bad page before the prefetcher did, which the VM's exit then reported).
         if (c.mode === 'reap') assert.equal(stats.loaderError?.code, 'SNAPSHOT_IO');
         assert.ok(vmm.alive);
+        // The failed VM left nothing in the process: fds, threads and mappings as before it.
+        assert.deepEqual(await footprintSettles(vmm.pid, idle), idle);
       } finally {
         await vmm.kill();
         await snap.close();
