@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildDelayfs } from '../../bench/experiments/slow-storage.js';
+import { cacheRoot } from '../../guest/kernel/index.js';
 import { scaledMs } from '../../common/time-scale.js';
 import { skipOrFail } from './skip.js';
 
@@ -51,7 +52,8 @@ export interface FaultyFile {
   close(): Promise<void>;
 }
 
-const BUILD_DIR = join(tmpdir(), 'faasnap-delayfs-build');
+/** delayfs is built once into the project's cache (rebuilt when its source changes). */
+const BUILD_DIR = join(cacheRoot(), 'delayfs');
 
 /** Mounts a fresh delayfs holding `content` (no delay unless `latencyUs`). */
 export async function faultyFile(
