@@ -2,7 +2,12 @@
 // round trip through the TypeScript bus, and an ioeventfd → TypeScript → irqfd round trip.
 // Every sample is kept; callers get raw data plus summaries.
 
-import { encodeBenchParams, parseBenchOutput, parseHelloOutput } from '../guest/micro/index.js';
+import {
+  MICRO_DATA_GPA,
+  encodeBenchParams,
+  parseBenchOutput,
+  parseHelloOutput,
+} from '../guest/micro/index.js';
 import { createMicroVm } from '../guest/micro/launch.js';
 import { summarize, type Summary } from './stats.js';
 import { scaledMs } from '../common/time-scale.js';
@@ -88,7 +93,25 @@ async function irqRoundTrip(iterations: number): Promise<number> {
     count += Number(n);
     irq.trigger();
   });
-  await vm.runToCompletion(scaledMs(60_000));
+  // Where a ping-pong stalls says who lost it: the guest's interrupt count (its variable page)
+  // one behind the notifications means the interrupt was lost; equal, the notification.
+  let guestCount: bigint | undefined;
+  let seen = -1;
+  const watch = setInterval(() => {
+    if (count === seen && vm.state === 'running')
+      guestCount = vm.memory.readU64(MICRO_DATA_GPA + 8);
+    seen = count;
+  }, 2000);
+  try {
+    await vm.runToCompletion(scaledMs(60_000));
+  } catch (e) {
+    throw new Error(
+      `irq bench stalled after ${count} of ${iterations} notifications (guest counted ${guestCount} interrupts)`,
+      { cause: e },
+    );
+  } finally {
+    clearInterval(watch);
+  }
   const out = parseBenchOutput(vm.console.text());
   if (!out.done || out.count === undefined || out.count < BigInt(iterations)) {
     throw new Error(`irq bench incomplete (${count} notifications): ${vm.console.text()}`);
