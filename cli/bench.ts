@@ -89,7 +89,7 @@ export function registerBenchCommands(program: Command): void {
   bench
     .command('soak')
     .description(
-      "restore/invoke/teardown cycles through a daemon in this process; checks that the daemon's fds, threads, mappings, child processes and RSS return to their baseline",
+      "restore/invoke/teardown cycles through a daemon in this process; checks that the daemon's fds, threads, file mappings and child processes return to their baseline (RSS is reported)",
     )
     .option('--micro-cycles <n>', 'cycles of a micro touch function', intOption(0, 1e6), 1000)
     .option('--python-cycles <n>', 'cycles of the python hello function', intOption(0, 1e6), 200)
@@ -112,7 +112,7 @@ interface SoakOptions {
 const LEAK_TOLERANCE: Record<keyof Resources, number> = {
   fds: 0,
   threads: 0,
-  mappings: 0,
+  fileMappings: 0,
   children: 0,
   rssMiB: Infinity,
 };
