@@ -140,7 +140,7 @@ async function benchSoak(opts: SoakOptions): Promise<void> {
       if (leak) leaks++;
       const f = (v: number) => (k === 'rssMiB' ? v.toFixed(1) : String(v));
       console.log(
-        `  ${k.padEnd(9)} ${f(p.before[k]).padStart(8)} → ${f(p.after[k]).padStart(8)}  (${delta >= 0 ? '+' : ''}${f(delta)})${leak ? '  LEAK' : ''}`,
+        `  ${k.padEnd(12)} ${f(p.before[k]).padStart(8)} → ${f(p.after[k]).padStart(8)}  (${delta >= 0 ? '+' : ''}${f(delta)})${leak ? '  LEAK' : ''}`,
       );
     }
     for (const x of p.failures.slice(0, 5)) console.log(`  cycle ${x.cycle}: ${x.error}`);
