@@ -12,8 +12,7 @@ import { join } from 'node:path';
 import { isFaasnapError, type FaasnapError } from '../../common/errors.js';
 import { Prefetcher } from '../../loader/faasnap.js';
 import { ReapSession } from '../../loader/reap.js';
-import { REAP_MANIFEST } from '../../loader/reap-file.js';
-import { native } from '../../native/index.js';
+import { AlignedBuffer, REAP_MANIFEST } from '../../loader/reap-file.js';
 import { loadPageCache } from '../../vmm/snapshot/memory-dump.js';
 import { faultTest, faultyFile } from '../support/faultfs.js';
 
@@ -65,15 +64,8 @@ faultTest(
     const n = 8;
     const f = await faultyFile(pages(n));
     const size = n * PAGE;
-    const M = native.memConstants;
-    const addr = native.mmap(
-      size,
-      M.PROT_READ! | M.PROT_WRITE!,
-      M.MAP_PRIVATE! | M.MAP_ANONYMOUS!,
-      -1,
-      0,
-    );
-    const ab = native.memoryView(addr, size);
+    const ram = AlignedBuffer.allocate(size); // fresh anonymous memory, as guest RAM is
+    const { addr, view: ab } = ram;
     const dir = mkdtempSync(join(tmpdir(), 'faasnap-reap-fault-'));
     let reported: FaasnapError[] = [];
     let onReport!: () => void;
@@ -110,8 +102,7 @@ faultTest(
       assert.equal(existsSync(join(dir, REAP_MANIFEST)), false, 'no working set is written');
     } finally {
       session.close();
-      native.detachView(ab);
-      native.munmap(addr, size);
+      ram.release();
       rmSync(dir, { recursive: true, force: true });
       reported = [];
       await f.close();

@@ -2,10 +2,9 @@
 // (and fails instead when FAASNAP_REQUIRE_KVM=1, as CI sets it), and process resource counters
 // used to prove that a stopped VM released everything.
 
-import { scaledMs } from '../../common/time-scale.js';
 import { existsSync, readdirSync, readlinkSync } from 'node:fs';
-import { test, type TestContext } from 'node:test';
-import { skipOrFail } from '../support/skip.js';
+import type { TestContext } from 'node:test';
+import { tierTest } from '../support/skip.js';
 
 export const KVM_PRESENT = existsSync('/dev/kvm');
 
@@ -15,13 +14,8 @@ export function kvmTest(
   fn: (t: TestContext) => Promise<void> | void,
   timeoutMs = 120_000,
 ): void {
-  test(name, { timeout: scaledMs(timeoutMs) }, async (t) => {
-    if (!KVM_PRESENT) {
-      skipOrFail(t, 'KVM tier did not run: /dev/kvm is missing');
-      return;
-    }
-    await fn(t);
-  });
+  const why = () => (KVM_PRESENT ? undefined : 'KVM tier did not run: /dev/kvm is missing');
+  tierTest(name, why, fn, timeoutMs);
 }
 
 export function openFds(): number {

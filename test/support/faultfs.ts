@@ -7,12 +7,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildDelayfs } from '../../bench/experiments/slow-storage.js';
 import { cacheRoot } from '../../guest/kernel/index.js';
-import { scaledMs } from '../../common/time-scale.js';
-import { skipOrFail } from './skip.js';
+import { tierTest } from './skip.js';
 
 /** Why fault tests cannot run here, or undefined when they can. */
 function missing(): string | undefined {
@@ -32,14 +31,11 @@ export function faultTest(
   fn: (t: TestContext) => Promise<void> | void,
   timeoutMs = 60_000,
 ): void {
-  test(name, { timeout: scaledMs(timeoutMs) }, async (t) => {
-    const why = missing();
-    if (why) {
-      skipOrFail(t, `fault injection did not run: ${why}`);
-      return;
-    }
-    await fn(t);
-  });
+  const why = (): string | undefined => {
+    const m = missing();
+    return m && `fault injection did not run: ${m}`;
+  };
+  tierTest(name, why, fn, timeoutMs);
 }
 
 export interface FaultyFile {
