@@ -128,6 +128,33 @@ export class FaasnapError extends Error {
   }
 }
 
+/** An error as it is stored, answered or sent between processes. */
+export interface ErrorBody {
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/**
+ * The body of any thrown value: a FaasnapError keeps its code and details (omitted when empty);
+ * anything else is a bug, reported as `internal`, with its stack only when `withStack` (never
+ * to API clients).
+ */
+export function errorBody(
+  e: unknown,
+  internal: ErrorCode,
+  opts: { withStack?: boolean } = {},
+): ErrorBody {
+  if (e instanceof FaasnapError)
+    return Object.keys(e.details).length > 0
+      ? { code: e.code, message: e.message, details: e.details }
+      : { code: e.code, message: e.message };
+  const err = e instanceof Error ? e : new Error(String(e));
+  return opts.withStack
+    ? { code: internal, message: err.message, details: { stack: err.stack } }
+    : { code: internal, message: err.message };
+}
+
 /**
  * Revives an error body (`{code, message, details}`) that crossed a process or HTTP boundary.
  * A code this registry does not know becomes `fallback`, with the original code in details.

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { copyFile, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FaasnapError, isFaasnapError } from '../common/errors.js';
+import { FaasnapError, errorBody as commonErrorBody, type ErrorBody } from '../common/errors.js';
 import type { VmmProcess } from '../process/client.js';
 import { readReapManifest } from '../loader/reap-file.js';
 import { inspectSnapshot } from '../restore/inspect.js';
@@ -18,16 +18,8 @@ import type { SnapshotInspectT, SnapshotT } from './schemas.js';
 import type { SnapshotStore } from './store/snapshots.js';
 
 /** The stored and answered form of an error; `details` (e.g. the guest console's tail) kept. */
-export function errorBody(e: unknown): {
-  code: string;
-  message: string;
-  details?: Record<string, unknown>;
-} {
-  if (!isFaasnapError(e))
-    return { code: 'DAEMON_INTERNAL', message: e instanceof Error ? e.message : String(e) };
-  return Object.keys(e.details).length > 0
-    ? { code: e.code, message: e.message, details: e.details }
-    : { code: e.code, message: e.message };
+export function errorBody(e: unknown): ErrorBody {
+  return commonErrorBody(e, 'DAEMON_INTERNAL');
 }
 
 export class Snapshots {

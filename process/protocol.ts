@@ -5,6 +5,7 @@
 
 import { Type, type Static } from '@sinclair/typebox';
 import { MEMORY_MODES } from '../loader/modes.js';
+import type { ErrorBody } from '../common/errors.js';
 
 const Mode = Type.Union(MEMORY_MODES.map((m) => Type.Literal(m)));
 
@@ -100,11 +101,7 @@ export interface ReplyOk {
   value: unknown;
 }
 /** A FaasnapError as it crosses the IPC channel. */
-export interface ErrorBody {
-  code: string;
-  message: string;
-  details?: Record<string, unknown>;
-}
+export type { ErrorBody };
 export interface ReplyErr {
   id: number;
   ok: false;

@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { FaasnapError } from '../common/errors.js';
+import { FaasnapError, errorBody as commonErrorBody } from '../common/errors.js';
 import { Kvm } from '../vmm/kvm/system.js';
 import { validateState } from '../common/state.js';
 import { bootFlatImage, readFlatImage } from '../vmm/boot/flat.js';
@@ -87,9 +87,7 @@ function stats(): VmmStats {
 
 /** Typed errors keep their code; anything else is a bug here, reported with its stack. */
 function errorBody(e: unknown): ErrorBody {
-  if (e instanceof FaasnapError) return { code: e.code, message: e.message, details: e.details };
-  const err = e instanceof Error ? e : new Error(String(e));
-  return { code: 'VMM_INTERNAL', message: err.message, details: { stack: err.stack } };
+  return commonErrorBody(e, 'VMM_INTERNAL', { withStack: true });
 }
 
 let prefetchStats: VmmStats['prefetch'];
