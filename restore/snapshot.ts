@@ -145,13 +145,6 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
     });
   }
   try {
-    return await restoreChecked();
-  } catch (e) {
-    // Until the VM owns the handle (the FaaSnap case below), it is ours to close.
-    if (!handedOver) await loadingSet?.close();
-    throw e;
-  }
-  async function restoreChecked(): Promise<Vm> {
     timer.record('read-state', t);
     if (opts.preparePageCache ?? true) {
       if (opts.mode === 'cached') await loadPageCache(memoryFile);
@@ -240,5 +233,9 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
     );
     for (const p of timer.phases) vm.phases.phases.push({ ...p, name: `restore:${p.name}` });
     return vm;
+  } catch (e) {
+    // Until the VM owns the handle (the FaaSnap case above), it is ours to close.
+    if (!handedOver) await loadingSet?.close();
+    throw e;
   }
 }

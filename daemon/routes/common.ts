@@ -2,7 +2,11 @@
 
 import { ErrorBody } from '../schemas.js';
 
-/** Response schemas for the given error statuses (all the same ErrorBody). */
+/**
+ * Response schemas for the given error statuses (all the same ErrorBody). 500 is on every
+ * route: any of them can meet an unexpected fault (DAEMON_INTERNAL) or, where a snapshot is read,
+ * a storage error (SNAPSHOT_IO).
+ */
 export function errors(...statuses: number[]): Record<number, typeof ErrorBody> {
-  return Object.fromEntries(statuses.map((s) => [s, ErrorBody]));
+  return Object.fromEntries([...statuses, 500].map((s) => [s, ErrorBody]));
 }

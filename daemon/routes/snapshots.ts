@@ -127,7 +127,7 @@ export function snapshotRoutes(app: FastifyInstance, ctx: DaemonContext): void {
         tags: ['snapshots'],
         summary: 'Copy a snapshot (all files, recordings included) into a new snapshot',
         params: IdParams,
-        response: { 201: Snapshot, ...errors(400, 404, 409, 500) },
+        response: { 201: Snapshot, ...errors(400, 404, 409) },
       },
     },
     async (req, reply) => reply.code(201).send(await ctx.snapshots.copy(req.params.id)),

@@ -6,25 +6,15 @@ import { scaledMs } from '../../common/time-scale.js';
 import assert from 'node:assert/strict';
 import { truncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { touchChecksum, MICRO_PAGE_SIZE } from '../../guest/micro/index.js';
-import { statePageByte } from '../../daemon/runtime/micro.js';
 import { kvmTest } from '../kvm/support.js';
-import { TOUCH_FN, startDaemon, waitForState, type TestDaemon } from './support.js';
-
-const STATE_PAGES = TOUCH_FN.stateMiB * 256;
-
-/** What touch (read mode) reports over the function state written at deploy. */
-function expected(pages: number[]): string {
-  const zero = new Uint8Array(MICRO_PAGE_SIZE);
-  const sum = touchChecksum(pages, (p) =>
-    p < STATE_PAGES ? new Uint8Array(MICRO_PAGE_SIZE).fill(statePageByte(p)) : zero,
-  );
-  return sum.toString(16).padStart(16, '0');
-}
-
-function walk(first: number, count: number, stride: number): number[] {
-  return Array.from({ length: count }, (_, i) => first + ((i * stride) % count));
-}
+import {
+  TOUCH_FN,
+  startDaemon,
+  touchExpected as expected,
+  waitForState,
+  walk,
+  type TestDaemon,
+} from './support.js';
 
 async function invoke(d: TestDaemon, body: object, fn = TOUCH_FN.name) {
   return d.call('POST', `/functions/${fn}/invocations`, body);

@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { OPENAPI_PATH } from '../../daemon/openapi.js';
 import { createDaemon, type Daemon, type DaemonOptions } from '../../daemon/server.js';
 import type { DaemonConfigInput } from '../../daemon/config.js';
+import { statePageByte } from '../../daemon/runtime/micro.js';
+import { MICRO_PAGE_SIZE, touchChecksum } from '../../guest/micro/index.js';
 
 export interface Res<T = any> {
   status: number;
@@ -197,3 +199,18 @@ export const TOUCH_FN = {
   memoryMiB: 32,
   stateMiB: 4,
 };
+
+/** What touch (read mode) of TOUCH_FN reports over the function state written at deploy. */
+export function touchExpected(pages: number[]): string {
+  const statePages = TOUCH_FN.stateMiB * 256;
+  const zero = new Uint8Array(MICRO_PAGE_SIZE);
+  const sum = touchChecksum(pages, (p) =>
+    p < statePages ? new Uint8Array(MICRO_PAGE_SIZE).fill(statePageByte(p)) : zero,
+  );
+  return sum.toString(16).padStart(16, '0');
+}
+
+/** Pages first..first+count-1 in stride steps (each once when gcd(stride, count) = 1). */
+export function walk(first: number, count: number, stride: number): number[] {
+  return Array.from({ length: count }, (_, i) => first + ((i * stride) % count));
+}

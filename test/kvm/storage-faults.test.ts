@@ -7,15 +7,7 @@
 import { scaledMs } from '../../common/time-scale.js';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import {
-  cpSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  symlinkSync,
-  unlinkSync,
-} from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
@@ -34,7 +26,7 @@ import { VmmProcess } from '../../process/client.js';
 import type { VmmStats } from '../../process/protocol.js';
 import { recordFaasnap, recordReap } from '../../restore/record.js';
 import { createSnapshot, snapshotPaths } from '../../restore/snapshot.js';
-import { faultyFile, type FaultyFile } from '../support/faultfs.js';
+import { swapInFaultyFile, type FaultyFile } from '../support/faultfs.js';
 import { KVM_PRESENT, kvmTest } from './support.js';
 
 const MEM_MIB = 32;
@@ -80,10 +72,7 @@ async function faultySnapshot(
 ): Promise<{ dir: string; fs: FaultyFile; close(): Promise<void> }> {
   const copy = mkdtempSync(join(tmpdir(), 'faasnap-faulty-snap-'));
   cpSync(dir, copy, { recursive: true });
-  const path = snapshotPaths(copy)[file];
-  const fs = await faultyFile(readFileSync(path));
-  unlinkSync(path);
-  symlinkSync(fs.path, path);
+  const fs = await swapInFaultyFile(snapshotPaths(copy)[file]);
   fs.inject(`eio ${offset} ${MICRO_PAGE_SIZE}`);
   return {
     dir: copy,

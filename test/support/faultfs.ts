@@ -4,7 +4,17 @@
 // fail with ENOSPC. Reads bypass the page cache (direct_io), so every read meets the fault.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -14,7 +24,7 @@ import { cacheRoot } from '../../guest/kernel/index.js';
 import { tierTest } from './skip.js';
 
 /** Why fault tests cannot run here, or undefined when they can. */
-function missing(): string | undefined {
+export function faultInjectionMissing(): string | undefined {
   if (process.getuid?.() !== 0) return 'FUSE mounts need root';
   if (!existsSync('/dev/fuse')) return '/dev/fuse is missing';
   if (spawnSync('sh', ['-c', 'command -v fusermount3']).status !== 0)
@@ -32,7 +42,7 @@ export function faultTest(
   timeoutMs = 60_000,
 ): void {
   const why = (): string | undefined => {
-    const m = missing();
+    const m = faultInjectionMissing();
     return m && `fault injection did not run: ${m}`;
   };
   tierTest(name, why, fn, timeoutMs);
@@ -51,10 +61,13 @@ export interface FaultyFile {
 /** delayfs is built once into the project's cache (rebuilt when its source changes). */
 const BUILD_DIR = join(cacheRoot(), 'delayfs');
 
-/** Mounts a fresh delayfs holding `content` (no delay unless `latencyUs`). */
+/**
+ * Mounts a fresh delayfs holding `content` (no delay unless `latencyUs` per request, or a link of
+ * `bytesPerS` that requests share).
+ */
 export async function faultyFile(
   content: Uint8Array,
-  opts: { latencyUs?: number } = {},
+  opts: { latencyUs?: number; bytesPerS?: number } = {},
 ): Promise<FaultyFile> {
   mkdirSync(BUILD_DIR, { recursive: true });
   const bin = buildDelayfs(BUILD_DIR);
@@ -63,7 +76,7 @@ export async function faultyFile(
   const mnt = join(dir, 'mnt');
   mkdirSync(mnt);
   writeFileSync(image, content);
-  const child = spawn(bin, [image, mnt, String(opts.latencyUs ?? 0), '0'], {
+  const child = spawn(bin, [image, mnt, String(opts.latencyUs ?? 0), String(opts.bytesPerS ?? 0)], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -97,6 +110,28 @@ export async function faultyFile(
       await exited;
       clearTimeout(timer);
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Puts a faulty copy of the file at `path` in its place (a symlink to the delayfs file) until
+ * close(), which puts the original back.
+ */
+export async function swapInFaultyFile(
+  path: string,
+  opts: { latencyUs?: number; bytesPerS?: number } = {},
+): Promise<FaultyFile> {
+  const f = await faultyFile(readFileSync(path), opts);
+  const aside = `${path}.faasnap-test-original`;
+  renameSync(path, aside);
+  symlinkSync(f.path, path);
+  return {
+    ...f,
+    close: async () => {
+      unlinkSync(path);
+      renameSync(aside, path);
+      await f.close();
     },
   };
 }
