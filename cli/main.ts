@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `faasnap`: the one command for people. Each subcommand lives in its own module.
 
+import './require-node.js'; // first: it must run before anything that loads native code
 import { Command } from 'commander';
 import { isFaasnapError } from '../common/errors.js';
 import { registerBenchCommands } from './bench.js';

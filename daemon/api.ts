@@ -1,8 +1,10 @@
 // The HTTP layer: a fastify instance with TypeBox schemas on every route (request validation,
-// response serialisation, the OpenAPI document via @fastify/swagger) and one error mapping:
+// response serialisation, the OpenAPI document via @fastify/swagger, Swagger UI at /docs) and one
+// error mapping:
 // every error leaves as { code, message, details } with the registry's status.
 
 import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { ERRORS, FaasnapError, isFaasnapError } from '../common/errors.js';
 import type { DaemonContext } from './context.js';
@@ -49,6 +51,17 @@ export async function buildApi(ctx: DaemonContext, opts: ApiOptions): Promise<Fa
       })),
     },
     refResolver: { buildLocalReference: (json, _base, _frag, i) => String(json.$id ?? `def-${i}`) },
+  });
+  // Swagger UI, its files served from the package (the daemon runs offline). Try-it-out calls
+  // the daemon that served the page, wherever it listens, not the document's default server.
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { tryItOutEnabled: true, displayRequestDuration: true },
+    transformSpecificationClone: true,
+    transformSpecification: (spec, req) => ({
+      ...spec,
+      servers: [{ url: `${req.protocol}://${req.host}` }],
+    }),
   });
   app.addSchema(ErrorBody);
 

