@@ -52,6 +52,8 @@ export async function buildApi(ctx: DaemonContext, opts: ApiOptions): Promise<Fa
     },
     refResolver: { buildLocalReference: (json, _base, _frag, i) => String(json.$id ?? `def-${i}`) },
   });
+  const httpSpans = ctx.traces.httpSpans();
+  if (httpSpans) await app.register(httpSpans);
   // Swagger UI, its files served from the package (the daemon runs offline). Try-it-out calls
   // the daemon that served the page, wherever it listens, not the document's default server.
   await app.register(swaggerUi, {

@@ -8,6 +8,7 @@
 //   ready        the final snapshot (base + recordings) becomes the function's ready snapshot
 // Any failure moves the function to `failed` with the error; nothing half-made is served.
 
+import type { SpanContext } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { FaasnapError } from '../common/errors.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -45,14 +46,17 @@ export class Deployer {
 
   constructor(private readonly d: DeployDeps) {}
 
-  /** Starts the chain and returns at once (the function is `booting`). */
-  start(name: string): FunctionT {
+  /**
+   * Starts the chain and returns at once (the function is `booting`); its trace links to
+   * `requestSpan`, the API request that started it.
+   */
+  start(name: string, requestSpan?: SpanContext): FunctionT {
     const fn = this.d.store.functions.get(name);
     requireAvailable(runtimeFor(this.d.runtimes, fn.runtime));
     if (this.running.has(name))
       throw new FaasnapError('FUNCTION_STATE', `${name} is already deploying`, { state: fn.state });
     const booting = this.d.lifecycle.transition(name, 'booting', { error: null });
-    const p = this.run(name).finally(() => this.running.delete(name));
+    const p = this.run(name, requestSpan).finally(() => this.running.delete(name));
     this.running.set(name, p);
     return booting;
   }
@@ -62,11 +66,11 @@ export class Deployer {
     await Promise.allSettled([...this.running.values()]);
   }
 
-  private async run(name: string): Promise<void> {
+  private async run(name: string, requestSpan?: SpanContext): Promise<void> {
     const { store, vms, snapshots, lifecycle } = this.d;
     const fn = store.functions.get(name);
     const runtime = runtimeFor(this.d.runtimes, fn.runtime);
-    const rec = this.d.traces.start('deploy', { 'faasnap.function': name });
+    const rec = this.d.traces.start('deploy', { 'faasnap.function': name }, requestSpan);
     let bootVm: string | undefined;
     let snap: SnapshotT | undefined;
     // The step a failure is reported against (the daemon's error line names it).

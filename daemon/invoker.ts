@@ -7,6 +7,7 @@
 // discarded); a restore failure, a VMM crash or a resource limit is an API error with its
 // registry code; nothing (VMM process, capacity) is leaked on any path.
 
+import type { SpanContext } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { randomBytes } from 'node:crypto';
 import { FaasnapError, errorFromBody, isFaasnapError } from '../common/errors.js';
@@ -94,7 +95,11 @@ export class Invoker {
     return true;
   }
 
-  async invoke(fnName: string, req: InvokeRequestT): Promise<InvocationT> {
+  async invoke(
+    fnName: string,
+    req: InvokeRequestT,
+    requestSpan?: SpanContext,
+  ): Promise<InvocationT> {
     const { store, vms, snapshots, metrics } = this.d;
     const fn = store.functions.get(fnName);
     const runtime = runtimeFor(this.d.runtimes, fn.runtime);
@@ -130,12 +135,16 @@ export class Invoker {
     const timeoutMs = req.timeoutMs ?? fn.timeoutMs;
 
     const id = `inv-${randomBytes(8).toString('hex')}`;
-    const rec = this.d.traces.start('invocation', {
-      'faasnap.invocation': id,
-      'faasnap.function': fn.name,
-      'faasnap.mode': mode,
-      'faasnap.snapshot': snapId,
-    });
+    const rec = this.d.traces.start(
+      'invocation',
+      {
+        'faasnap.invocation': id,
+        'faasnap.function': fn.name,
+        'faasnap.mode': mode,
+        'faasnap.snapshot': snapId,
+      },
+      requestSpan,
+    );
     store.invocations.start({
       id,
       function: fn.name,

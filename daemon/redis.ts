@@ -89,6 +89,7 @@ async function startManagedRedis(
       const probe = async (): Promise<void> => {
         for (let i = 0; i < 100 && !done; i++) {
           const c = new Redis({
+            protocol: 2,
             host: '127.0.0.1',
             port,
             password,
@@ -121,6 +122,13 @@ async function startManagedRedis(
   }
 }
 
+/**
+ * RESP2: every Redis speaks it. ioredis 6 opens with RESP3 (HELLO 3, Redis >= 6) and falls back
+ * with a warning where a server lacks it; the store uses no RESP3 reply type, so it asks for
+ * RESP2 from the start, the same against any server the user names with --redis-url.
+ */
+const CLIENT = { protocol: 2, maxRetriesPerRequest: 2 } as const;
+
 export class ObjectStore {
   private child: ChildProcess | undefined;
   private client: Redis | undefined;
@@ -137,12 +145,12 @@ export class ObjectStore {
       const { child, port, password } = await startManagedRedis(this.cfg.binary, this.dir);
       this.child = child;
       this.url = `redis://127.0.0.1:${port}`;
-      this.client = new Redis({ host: '127.0.0.1', port, password, maxRetriesPerRequest: 2 });
+      this.client = new Redis({ ...CLIENT, host: '127.0.0.1', port, password });
     } else {
       this.url = this.cfg.url ?? 'redis://127.0.0.1:6379';
       this.client = new Redis(this.url, {
+        ...CLIENT,
         password: this.cfg.password,
-        maxRetriesPerRequest: 2,
         lazyConnect: true,
       });
       await this.client.connect().catch(() => undefined);

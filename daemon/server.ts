@@ -53,7 +53,7 @@ export async function createDaemon(
     poolIdle: () => vms.pool.idleCount,
     vms: () => vms.count,
   });
-  const traces = new Traces(store.spans, config.otlpUrl);
+  const traces = new Traces(store.spans, { otlpUrl: config.otlpUrl, version: API_VERSION });
   const objects = new ObjectStore(config.redis, paths.redis);
   const snapshots = new Snapshots(store.snapshots, paths.snapshots);
   const lifecycle = new Lifecycle(store.functions);

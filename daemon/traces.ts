@@ -1,39 +1,57 @@
 // Per-invocation traces with OpenTelemetry: one root span per invocation (or deploy) and a
 // child span per phase. Spans always go to the local store (SQLite, `faasnap trace <id>`); with
-// an OTLP endpoint configured they are also exported over OTLP/HTTP in batches.
+// an OTLP endpoint configured they are also exported over OTLP/HTTP in batches, beside an HTTP
+// server span per API request (@fastify/otel), to which the invocation or deploy it started
+// links. The HTTP spans are not stored locally: the store keeps what `faasnap trace` shows.
 
-import { context, trace, SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { FastifyOtelInstrumentation } from '@fastify/otel';
 import {
-  BasicTracerProvider,
+  context,
+  trace,
+  SpanStatusCode,
+  type Span,
+  type SpanContext,
+  type Tracer,
+} from '@opentelemetry/api';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
   BatchSpanProcessor,
   SimpleSpanProcessor,
+  TracerProvider,
   type ReadableSpan,
   type SpanExporter,
   type SpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+} from '@opentelemetry/sdk-trace';
+import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import type { FastifyPluginCallback } from 'fastify';
 import type { PhaseTiming } from '../common/phases.js';
 import type { SpanRow, SpanStore } from './store/spans.js';
 
 const hrToUs = (t: [number, number]): number => t[0] * 1e6 + t[1] / 1e3;
 
-/** Writes finished spans into the local span table. */
+/** The tracer of invocation and deploy traces (HTTP spans come from @fastify/otel's). */
+const TRACER = 'faasnap-daemon';
+
+/** Writes finished invocation and deploy spans into the local span table. */
 export class LocalSpanExporter implements SpanExporter {
   constructor(private readonly spans: SpanStore) {}
 
   export(spans: ReadableSpan[], done: (r: { code: number; error?: Error }) => void): void {
     try {
       this.spans.insert(
-        spans.map((s): SpanRow => ({
-          traceId: s.spanContext().traceId,
-          spanId: s.spanContext().spanId,
-          parentId: s.parentSpanContext?.spanId ?? null,
-          name: s.name,
-          startUs: hrToUs(s.startTime),
-          endUs: hrToUs(s.endTime),
-          attributes: { ...s.attributes },
-          error: s.status.code === SpanStatusCode.ERROR ? (s.status.message ?? 'error') : null,
-        })),
+        spans
+          .filter((s) => s.instrumentationScope.name === TRACER)
+          .map((s): SpanRow => ({
+            traceId: s.spanContext().traceId,
+            spanId: s.spanContext().spanId,
+            parentId: s.parentSpanContext?.spanId ?? null,
+            name: s.name,
+            startUs: hrToUs(s.startTime),
+            endUs: hrToUs(s.endTime),
+            attributes: { ...s.attributes },
+            error: s.status.code === SpanStatusCode.ERROR ? (s.status.message ?? 'error') : null,
+          })),
       );
       done({ code: 0 });
     } catch (e) {
@@ -139,22 +157,64 @@ function flatten(a: Record<string, unknown>): Record<string, string | number | b
   return out;
 }
 
-export class Traces {
-  private readonly provider: BasicTracerProvider;
-  private readonly tracer: Tracer;
+export interface TracesOptions {
+  /** OTLP/HTTP endpoint that also receives every span (and the HTTP server spans). */
+  otlpUrl?: string | undefined;
+  /** The daemon's version (the Resource's service.version). */
+  version: string;
+}
 
-  constructor(spans: SpanStore, otlpUrl?: string) {
-    const processors: SpanProcessor[] = [new SimpleSpanProcessor(new LocalSpanExporter(spans))];
-    if (otlpUrl) processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: otlpUrl })));
-    this.provider = new BasicTracerProvider({ spanProcessors: processors });
-    this.tracer = this.provider.getTracer('faasnap-daemon');
+export class Traces {
+  private readonly provider: TracerProvider;
+  private readonly tracer: Tracer;
+  private readonly exporting: boolean;
+
+  constructor(spans: SpanStore, opts: TracesOptions) {
+    const processors: SpanProcessor[] = [
+      new SimpleSpanProcessor({ exporter: new LocalSpanExporter(spans) }),
+    ];
+    if (opts.otlpUrl)
+      processors.push(
+        new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: opts.otlpUrl }) }),
+      );
+    this.exporting = !!opts.otlpUrl;
+    this.provider = new TracerProvider({
+      resource: resourceFromAttributes({
+        [ATTR_SERVICE_NAME]: 'faasnap-daemon',
+        [ATTR_SERVICE_VERSION]: opts.version,
+      }),
+      spanProcessors: processors,
+    });
+    this.tracer = this.provider.getTracer(TRACER, opts.version);
   }
 
-  start(name: string, attributes: Record<string, unknown> = {}): TraceRecorder {
-    const root = this.tracer.startSpan(name, {
-      startTime: epochMs(performance.now()),
-      attributes: flatten(attributes),
+  /**
+   * The fastify plugin that makes an HTTP server span per request, or undefined without an
+   * OTLP endpoint: only an exporter would read them, so without one the API path does no work.
+   */
+  httpSpans(): FastifyPluginCallback | undefined {
+    if (!this.exporting) return undefined;
+    // Request spans only: a span per lifecycle hook and handler would outnumber the phases.
+    const instrumentation = new FastifyOtelInstrumentation({
+      instrumentHooks: false,
+      instrumentHandler: false,
     });
+    instrumentation.setTracerProvider(this.provider);
+    return instrumentation.plugin();
+  }
+
+  /** Starts a trace; `link` names the HTTP request span that started it, if there is one. */
+  start(name: string, attributes: Record<string, unknown> = {}, link?: SpanContext): TraceRecorder {
+    const root = this.tracer.startSpan(
+      name,
+      {
+        root: true,
+        startTime: epochMs(performance.now()),
+        attributes: flatten(attributes),
+        ...(link && { links: [{ context: link }] }),
+      },
+      context.active(),
+    );
     return new TraceRecorder(this.tracer, root);
   }
 

@@ -1,5 +1,7 @@
-// Shared route pieces: the error responses every route documents.
+// Shared route pieces: the error responses every route documents, the request's HTTP span.
 
+import type { SpanContext } from '@opentelemetry/api';
+import type { FastifyRequest } from 'fastify';
 import { ErrorBody } from '../schemas.js';
 
 /**
@@ -9,4 +11,12 @@ import { ErrorBody } from '../schemas.js';
  */
 export function errors(...statuses: number[]): Record<number, typeof ErrorBody> {
   return Object.fromEntries([...statuses, 500].map((s) => [s, ErrorBody]));
+}
+
+/** The HTTP server span of `req`, for the trace it starts to link to (none without OTLP). */
+export function requestSpan(req: FastifyRequest): SpanContext | undefined {
+  // The decorator exists only where @fastify/otel is registered (Traces.httpSpans).
+  if (typeof req.opentelemetry !== 'function') return undefined;
+  const otel = req.opentelemetry();
+  return otel.instrumented ? otel.span?.spanContext() : undefined;
 }

@@ -17,7 +17,7 @@ import {
   type FunctionStateName,
   type InvokeRequestT,
 } from '../schemas.js';
-import { errors } from './common.js';
+import { errors, requestSpan } from './common.js';
 
 const NameParams = Type.Object({ name: Name });
 
@@ -100,7 +100,8 @@ export function functionRoutes(app: FastifyInstance, ctx: DaemonContext): void {
         response: { 202: Function, ...errors(400, 404, 409, 501) },
       },
     },
-    async (req, reply) => reply.code(202).send(ctx.deployer.start(req.params.name)),
+    async (req, reply) =>
+      reply.code(202).send(ctx.deployer.start(req.params.name, requestSpan(req))),
   );
 
   app.get<{
@@ -139,7 +140,7 @@ export function functionRoutes(app: FastifyInstance, ctx: DaemonContext): void {
         response: { 200: Invocation, ...errors(400, 404, 409, 422, 429, 501, 502, 503) },
       },
     },
-    async (req) => ctx.invoker.invoke(req.params.name, req.body ?? {}),
+    async (req) => ctx.invoker.invoke(req.params.name, req.body ?? {}, requestSpan(req)),
   );
 
   app.get<{ Params: { name: string }; Querystring: { limit: number } }>(
