@@ -54,7 +54,9 @@ kvmTest('stop releases every fd, thread and mapping, also mid-run and with a dis
   await createMicroVm({ guest: 'hello', memMiB: 16, vcpus: 2 }).runToCompletion(scaledMs(30_000));
   // Sizes V8 does not use, so guest RAM is told apart from Node's own mappings.
   const sizes = [40, 24];
-  const before = { fds: openFds(), threads: threads(), maps: await vmMappings(sizes) };
+  // Mappings first: their async read starts libuv's thread pool (Node 24 starts it lazily).
+  const maps = await vmMappings(sizes);
+  const before = { fds: openFds(), threads: threads(), maps };
 
   const finished = createMicroVm({ guest: 'hello', memMiB: 40, vcpus: 2 });
   await finished.runToCompletion(scaledMs(30_000));
