@@ -9,6 +9,7 @@ import { intOption } from './options.js';
 
 interface DaemonOptions {
   host: string;
+  tokenFile?: string;
   port: number;
   dataDir?: string;
   poolSize: number;
@@ -25,6 +26,10 @@ export function registerDaemonCommands(program: Command): void {
     .command('daemon')
     .description('run the faasnap daemon (HTTP API on loopback) in the foreground')
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option(
+      '--token-file <path>',
+      'API token file; beyond loopback one is required (default: <data dir>/api-token, made at first start)',
+    )
     .option('--port <n>', 'port (0: any free port)', intOption(0, 65535), 8720)
     .option('--data-dir <dir>', 'data directory (default: $FAASNAP_HOME or ~/.local/share/faasnap)')
     .option('--pool-size <n>', 'idle VMM processes kept ready', intOption(0, 64), 2)
@@ -40,6 +45,7 @@ export function registerDaemonCommands(program: Command): void {
     .action(async (o: DaemonOptions) => {
       const daemon = await createDaemon({
         host: o.host,
+        tokenFile: o.tokenFile,
         port: o.port,
         dataDir: o.dataDir,
         poolSize: o.poolSize,

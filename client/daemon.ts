@@ -1,9 +1,10 @@
 // HTTP client of the daemon, used by the CLI commands and the benchmark runner. The daemon's URL
-// comes from --url, FAASNAP_URL, or the daemon.json the running daemon wrote into its data dir.
+// comes from --url, FAASNAP_URL, or the daemon.json the running daemon wrote into its data dir;
+// its API token from FAASNAP_TOKEN or the data dir's token file (daemon/auth.ts).
 
 import { existsSync, readFileSync } from 'node:fs';
 import { FaasnapError, errorFromBody } from '../common/errors.js';
-import { DEFAULT_PORT, daemonInfoPath, defaultDataDir } from '../common/daemon-info.js';
+import { DEFAULT_PORT, daemonInfoPath, defaultDataDir, tokenPath } from '../common/daemon-info.js';
 
 export interface ClientOptions {
   url?: string;
@@ -24,6 +25,16 @@ export function daemonUrl(o: ClientOptions): string {
   return `http://127.0.0.1:${DEFAULT_PORT}`;
 }
 
+/** The API token to send, if there is one: FAASNAP_TOKEN, else the default data dir's. */
+export function apiToken(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.FAASNAP_TOKEN) return env.FAASNAP_TOKEN;
+  try {
+    return readFileSync(tokenPath(defaultDataDir(env)), 'utf8').trim();
+  } catch {
+    return undefined; // none, or not ours to read: a daemon on loopback needs none
+  }
+}
+
 export async function api<T = unknown>(
   o: ClientOptions,
   method: string,
@@ -31,13 +42,16 @@ export async function api<T = unknown>(
   body?: unknown,
 ): Promise<T> {
   const url = daemonUrl(o);
-  const init: RequestInit = { method };
+  const headers: Record<string, string> = {};
+  const token = apiToken();
+  if (token) headers.authorization = `Bearer ${token}`;
+  const init: RequestInit = { method, headers };
   if (Buffer.isBuffer(body)) {
     init.body = body;
-    init.headers = { 'content-type': 'application/octet-stream' };
+    headers['content-type'] = 'application/octet-stream';
   } else if (body !== undefined) {
     init.body = JSON.stringify(body);
-    init.headers = { 'content-type': 'application/json' };
+    headers['content-type'] = 'application/json';
   }
   let r: Response;
   try {

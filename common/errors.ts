@@ -64,6 +64,8 @@ export const ERRORS = {
   },
   // Daemon API (docs/api.md): requests, resources, lifecycle, limits
   REQUEST_INVALID: { status: 400, message: 'request does not match the API schema' },
+  UNAUTHORIZED: { status: 401, message: 'missing or wrong API token' },
+  DAEMON_CONFIG: { status: 400, message: 'invalid daemon configuration' },
   ROUTE_NOT_FOUND: { status: 404, message: 'no such route' },
   INVALID_PARAMS: { status: 400, message: 'invalid function parameters' },
   FUNCTION_UNKNOWN: { status: 404, message: 'no such function' },

@@ -7,6 +7,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { ERRORS, FaasnapError, isFaasnapError } from '../common/errors.js';
+import { requireToken } from './auth.js';
 import type { DaemonContext } from './context.js';
 import { functionRoutes } from './routes/functions.js';
 import { invocationRoutes } from './routes/invocations.js';
@@ -20,6 +21,8 @@ export const API_VERSION = '0.1.0';
 
 export interface ApiOptions {
   logger: FastifyBaseLogger;
+  /** The bearer token every API request must carry (daemon/auth.ts), if any. */
+  token?: string | undefined;
 }
 
 export async function buildApi(ctx: DaemonContext, opts: ApiOptions): Promise<FastifyInstance> {
@@ -46,19 +49,31 @@ export async function buildApi(ctx: DaemonContext, opts: ApiOptions): Promise<Fa
           'Functions in KVM microVMs started from snapshots (FaaSnap). Errors: every 4xx/5xx has the Error body with a registry code (docs/errors.md).',
       },
       servers: [{ url: 'http://127.0.0.1:8720' }],
+      // Beyond loopback every request needs the bearer token (daemon/auth.ts); on loopback none.
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'the daemon API token (<data dir>/api-token, or --token-file)',
+          },
+        },
+      },
+      security: [{}, { bearerAuth: [] }],
       tags: ['functions', 'invocations', 'snapshots', 'vms', 'objects', 'system'].map((name) => ({
         name,
       })),
     },
     refResolver: { buildLocalReference: (json, _base, _frag, i) => String(json.$id ?? `def-${i}`) },
   });
+  if (opts.token) requireToken(app, opts.token);
   const httpSpans = ctx.traces.httpSpans();
   if (httpSpans) await app.register(httpSpans);
   // Swagger UI, its files served from the package (the daemon runs offline). Try-it-out calls
   // the daemon that served the page, wherever it listens, not the document's default server.
   await app.register(swaggerUi, {
     routePrefix: '/docs',
-    uiConfig: { tryItOutEnabled: true, displayRequestDuration: true },
+    uiConfig: { tryItOutEnabled: true, displayRequestDuration: true, persistAuthorization: true },
     transformSpecificationClone: true,
     transformSpecification: (spec, req) => ({
       ...spec,

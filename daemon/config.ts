@@ -21,6 +21,8 @@ export interface RedisConfig {
 
 export interface DaemonConfig {
   host: string;
+  /** File holding the API token; required beyond loopback (else the data dir's, daemon/auth.ts). */
+  tokenFile?: string | undefined;
   /** 0 picks a free port (tests). */
   port: number;
   dataDir: string;
@@ -62,6 +64,7 @@ export function resolveConfig(
   const redisUrl = input.redis?.url ?? env.FAASNAP_REDIS_URL;
   const c: DaemonConfig = {
     host: input.host ?? '127.0.0.1',
+    tokenFile: input.tokenFile ?? env.FAASNAP_TOKEN_FILE,
     port: input.port ?? DEFAULT_PORT,
     dataDir: resolve(input.dataDir ?? defaultDataDir(env)),
     poolSize: input.poolSize ?? 2,

@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type DestinationStream } from 'pino';
 import { daemonInfoPath } from '../common/daemon-info.js';
 import { buildApi, API_VERSION } from './api.js';
+import { apiToken } from './auth.js';
 import { dataPaths, resolveConfig, type DaemonConfig, type DaemonConfigInput } from './config.js';
 import type { DaemonContext } from './context.js';
 import { Deployer } from './deploy.js';
@@ -72,7 +73,7 @@ export async function createDaemon(
     startedAt: Date.now(),
     version: API_VERSION,
   };
-  const app = await buildApi(ctx, { logger: log });
+  const app = await buildApi(ctx, { logger: log, token: apiToken(config) });
 
   let listening = false;
   const daemon: Daemon = {

@@ -5,12 +5,13 @@ import type { FastifyRequest } from 'fastify';
 import { ErrorBody } from '../schemas.js';
 
 /**
- * Response schemas for the given error statuses (all the same ErrorBody). 500 is on every
- * route: any of them can meet an unexpected fault (DAEMON_INTERNAL) or, where a snapshot is read,
- * a storage error (SNAPSHOT_IO).
+ * Response schemas for the given error statuses (all the same ErrorBody). 401 and 500 are on
+ * every route: a daemon with an API token refuses requests without it (UNAUTHORIZED), and any
+ * route can meet an unexpected fault (DAEMON_INTERNAL) or, where a snapshot is read, a storage
+ * error (SNAPSHOT_IO).
  */
 export function errors(...statuses: number[]): Record<number, typeof ErrorBody> {
-  return Object.fromEntries([...statuses, 500].map((s) => [s, ErrorBody]));
+  return Object.fromEntries([...statuses, 401, 500].map((s) => [s, ErrorBody]));
 }
 
 /** The HTTP server span of `req`, for the trace it starts to link to (none without OTLP). */

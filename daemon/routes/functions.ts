@@ -46,7 +46,7 @@ export function functionRoutes(app: FastifyInstance, ctx: DaemonContext): void {
       schema: {
         tags: ['functions'],
         summary: 'List functions',
-        response: { 200: Type.Array(Function) },
+        response: { 200: Type.Array(Function), ...errors() },
       },
     },
     async () => ctx.store.functions.list(),

@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { DaemonContext } from '../context.js';
 import { Health } from '../schemas.js';
+import { errors } from './common.js';
 
 export function systemRoutes(app: FastifyInstance, ctx: DaemonContext): void {
   app.get(
@@ -11,7 +12,7 @@ export function systemRoutes(app: FastifyInstance, ctx: DaemonContext): void {
       schema: {
         tags: ['system'],
         summary: 'Liveness and a summary of the daemon',
-        response: { 200: Health },
+        response: { 200: Health, ...errors() },
       },
     },
     async () => ({
@@ -35,7 +36,10 @@ export function systemRoutes(app: FastifyInstance, ctx: DaemonContext): void {
       schema: {
         tags: ['system'],
         summary: 'Prometheus metrics (text exposition format)',
-        response: { 200: { type: 'string', description: 'text/plain; version=0.0.4' } },
+        response: {
+          200: { type: 'string', description: 'text/plain; version=0.0.4' },
+          ...errors(),
+        },
       },
     },
     async (_req, reply) => {

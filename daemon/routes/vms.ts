@@ -13,7 +13,13 @@ const IdParams = Type.Object({ id: Id });
 export function vmRoutes(app: FastifyInstance, ctx: DaemonContext): void {
   app.get(
     '/vms',
-    { schema: { tags: ['vms'], summary: 'List live VMs', response: { 200: Type.Array(Vm) } } },
+    {
+      schema: {
+        tags: ['vms'],
+        summary: 'List live VMs',
+        response: { 200: Type.Array(Vm), ...errors() },
+      },
+    },
     async () => ctx.vms.list(),
   );
 

@@ -149,15 +149,16 @@ export async function request(
   method: string,
   path: string,
   body?: unknown,
+  headers: Record<string, string> = {},
 ): Promise<Res> {
-  const init: RequestInit = { method };
+  const init: RequestInit = { method, headers };
   if (body !== undefined) {
     if (Buffer.isBuffer(body)) {
       init.body = body;
-      init.headers = { 'content-type': 'application/octet-stream' };
+      headers['content-type'] = 'application/octet-stream';
     } else {
       init.body = typeof body === 'string' ? body : JSON.stringify(body);
-      init.headers = { 'content-type': 'application/json' };
+      headers['content-type'] = 'application/json';
     }
   }
   const r = await fetch(url + path, init);
