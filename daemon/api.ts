@@ -1,6 +1,6 @@
 // The HTTP layer: a fastify instance with TypeBox schemas on every route (request validation,
-// response serialisation, the OpenAPI document via @fastify/swagger, Swagger UI at /docs) and one
-// error mapping:
+// response serialisation, the OpenAPI document via @fastify/swagger, Swagger UI at /docs), the
+// API token check beyond loopback, HTTP spans when traces are exported, and one error mapping:
 // every error leaves as { code, message, details } with the registry's status.
 
 import swagger from '@fastify/swagger';

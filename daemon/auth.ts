@@ -66,9 +66,6 @@ export function requireToken(app: FastifyInstance, token: string): void {
     if (req.url === '/docs' || req.url.startsWith('/docs/')) return;
     const got = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
     if (!timingSafeEqual(digest(got), want))
-      throw new FaasnapError(
-        'UNAUTHORIZED',
-        'missing or wrong API token (Authorization: Bearer …)',
-      );
+      throw new FaasnapError('UNAUTHORIZED', 'send Authorization: Bearer <the daemon API token>');
   });
 }

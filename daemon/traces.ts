@@ -205,16 +205,13 @@ export class Traces {
 
   /** Starts a trace; `link` names the HTTP request span that started it, if there is one. */
   start(name: string, attributes: Record<string, unknown> = {}, link?: SpanContext): TraceRecorder {
-    const root = this.tracer.startSpan(
-      name,
-      {
-        root: true,
-        startTime: epochMs(performance.now()),
-        attributes: flatten(attributes),
-        ...(link && { links: [{ context: link }] }),
-      },
-      context.active(),
-    );
+    // A trace of its own even inside a request's context: the request span is linked, not parent.
+    const root = this.tracer.startSpan(name, {
+      root: true,
+      startTime: epochMs(performance.now()),
+      attributes: flatten(attributes),
+      ...(link && { links: [{ context: link }] }),
+    });
     return new TraceRecorder(this.tracer, root);
   }
 
