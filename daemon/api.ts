@@ -1,6 +1,6 @@
 // The HTTP layer: a fastify instance with TypeBox schemas on every route (request validation,
-// response serialisation, the OpenAPI document via @fastify/swagger, Swagger UI at /docs) and one
-// error mapping:
+// response serialisation, the OpenAPI document via @fastify/swagger, Swagger UI at /docs), the web
+// dashboard at /ui/ (daemon/routes/ui.ts) and one error mapping:
 // every error leaves as { code, message, details } with the registry's status.
 
 import swagger from '@fastify/swagger';
@@ -13,6 +13,7 @@ import { invocationRoutes } from './routes/invocations.js';
 import { objectRoutes } from './routes/objects.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { systemRoutes } from './routes/system.js';
+import { uiRoutes } from './routes/ui.js';
 import { vmRoutes } from './routes/vms.js';
 import { ErrorBody } from './schemas.js';
 
@@ -103,5 +104,6 @@ export async function buildApi(ctx: DaemonContext, opts: ApiOptions): Promise<Fa
   invocationRoutes(app, ctx);
   objectRoutes(app, ctx);
   systemRoutes(app, ctx);
+  await uiRoutes(app);
   return app;
 }
