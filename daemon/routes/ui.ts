@@ -3,11 +3,11 @@
 // dashboard is a client of the API, not part of it.
 
 import fastifyStatic from '@fastify/static';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FaasnapError } from '../../common/errors.js';
+import { ERRORS, FaasnapError } from '../../common/errors.js';
 
 /** dist/ui/, beside dist/daemon/ where this file runs from. */
 export const UI_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../ui');
@@ -16,13 +16,10 @@ export async function uiRoutes(app: FastifyInstance, dir = UI_DIR): Promise<void
   app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/ui/'));
   if (!existsSync(join(dir, 'index.html'))) {
     // A daemon built without its dashboard still runs; /ui says what is missing.
-    const missing = async () => {
-      throw new FaasnapError(
-        'UI_NOT_BUILT',
-        `the dashboard is not built: ${dir}/index.html is missing (run npm run build:ui)`,
-        { dir },
-      );
-    };
+    const missing = async (_req: FastifyRequest, reply: FastifyReply) =>
+      reply
+        .code(ERRORS.UI_NOT_BUILT.status)
+        .send(new FaasnapError('UI_NOT_BUILT', `${dir}/index.html is missing`, { dir }).toJSON());
     app.get('/ui', { schema: { hide: true } }, missing);
     app.get('/ui/*', { schema: { hide: true } }, missing);
     return;
