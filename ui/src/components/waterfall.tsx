@@ -11,7 +11,11 @@ interface Row {
   depth: number;
 }
 
-/** Spans in tree order (children after their parent, by start time). */
+/**
+ * Spans in tree order: children after their parent, by start time; of spans that start together
+ * the longer one first, since it is the enclosing phase (restore before its state-load, which
+ * the VMM measured and the daemon records beside it rather than under it).
+ */
 export function spanRows(spans: SpanT[]): Row[] {
   const children = new Map<string | null, SpanT[]>();
   const ids = new Set(spans.map((s) => s.spanId));
@@ -21,7 +25,9 @@ export function spanRows(spans: SpanT[]): Row[] {
   }
   const rows: Row[] = [];
   const visit = (parent: string | null, depth: number) => {
-    for (const s of (children.get(parent) ?? []).sort((a, b) => a.startMs - b.startMs)) {
+    for (const s of (children.get(parent) ?? []).sort(
+      (a, b) => a.startMs - b.startMs || b.durationMs - a.durationMs,
+    )) {
       rows.push({ span: s, depth });
       visit(s.spanId, depth + 1);
     }

@@ -71,37 +71,44 @@ export function MetricsPage({ points, error }: Props) {
 
 function ModeTable({ point, modes }: { point: MetricsPoint; modes: string[] }) {
   return (
-    <table class="list" aria-label="latency per mode">
-      <thead>
-        <tr>
-          <th>mode</th>
-          <th class="num">invocations</th>
-          <th class="num">mean</th>
-          <th class="num">p50</th>
-          <th class="num">p95</th>
-        </tr>
-      </thead>
-      <tbody>
-        {modes.map((m) => {
-          const f = point.byMode.get(m);
-          const q = (x: number) => {
-            const v = f ? quantile(x, f.buckets) : undefined;
-            return v === undefined ? '–' : ms(v * 1000);
-          };
-          return (
-            <tr key={m}>
-              <td>{m}</td>
-              <td class="num">{f?.invocations ?? 0}</td>
-              <td class="num">
-                {f && f.latencyCount > 0 ? ms((f.latencySum / f.latencyCount) * 1000) : '–'}
-              </td>
-              <td class="num">{q(0.5)}</td>
-              <td class="num">{q(0.95)}</td>
-            </tr>
-          );
-        })}
-      </tbody>
-    </table>
+    <>
+      <h3>End-to-end latency per mode</h3>
+      <p class="muted">
+        p50 and p95 are estimated from the histogram's buckets, as Prometheus' histogram_quantile
+        does: within a bucket they are interpolated.
+      </p>
+      <table class="list" aria-label="latency per mode">
+        <thead>
+          <tr>
+            <th>mode</th>
+            <th class="num">invocations</th>
+            <th class="num">mean</th>
+            <th class="num">p50</th>
+            <th class="num">p95</th>
+          </tr>
+        </thead>
+        <tbody>
+          {modes.map((m) => {
+            const f = point.byMode.get(m);
+            const q = (x: number) => {
+              const v = f ? quantile(x, f.buckets) : undefined;
+              return v === undefined ? '–' : ms(v * 1000);
+            };
+            return (
+              <tr key={m}>
+                <td>{m}</td>
+                <td class="num">{f?.invocations ?? 0}</td>
+                <td class="num">
+                  {f && f.latencyCount > 0 ? ms((f.latencySum / f.latencyCount) * 1000) : '–'}
+                </td>
+                <td class="num">{q(0.5)}</td>
+                <td class="num">{q(0.95)}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </>
   );
 }
 
