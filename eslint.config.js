@@ -9,7 +9,9 @@ import prettier from 'eslint-config-prettier';
 // common → native → vmm → loader → restore → process → daemon / cli / bench, with guest/ (the
 // micro-guest launcher and the agent's client) on vmm and client/ (the daemon's HTTP client) on
 // common; lab/ (the hardware-KVM lab) is a tool beside bench/, on common and guest/ only.
-// test/ is support for the tests; only *.test.ts files may import it.
+// test/ is support for the tests; only *.test.ts files may import it. ui/ (the dashboard, browser
+// code) talks to the daemon over HTTP only: it may take the API's types from daemon/ (import
+// type, checked below) and imports no other folder, and no folder imports it.
 const TOOLS = ['daemon', 'cli', 'bench', 'lab'];
 const ABOVE_VMM = ['loader', 'restore', 'process', 'guest', 'client', ...TOOLS];
 const FORBIDDEN = {
@@ -25,6 +27,7 @@ const FORBIDDEN = {
   cli: [],
   bench: ['cli', 'lab'],
   lab: ['native', 'vmm', 'loader', 'restore', 'process', 'client', 'daemon', 'cli', 'bench'],
+  ui: ['common', 'native', 'vmm', ...ABOVE_VMM.filter((d) => d !== 'daemon')],
 };
 
 function layerRule(folder, forbidden) {
@@ -37,14 +40,17 @@ function layerRule(folder, forbidden) {
   return patterns.length ? { 'no-restricted-imports': ['error', { patterns }] } : {};
 }
 
-const layers = Object.entries(FORBIDDEN).flatMap(([folder, forbidden]) => [
-  {
-    files: [`${folder}/**/*.ts`],
-    ignores: [`${folder}/**/*.test.ts`],
-    rules: layerRule(folder, [...forbidden, 'test']),
-  },
-  { files: [`${folder}/**/*.test.ts`], rules: layerRule(folder, forbidden) },
-]);
+const layers = Object.entries(FORBIDDEN).flatMap(([folder, own]) => {
+  const forbidden = folder === 'ui' ? own : [...own, 'ui'];
+  return [
+    {
+      files: [`${folder}/**/*.ts`, `${folder}/**/*.tsx`],
+      ignores: [`${folder}/**/*.test.ts`],
+      rules: layerRule(folder, [...forbidden, 'test']),
+    },
+    { files: [`${folder}/**/*.test.ts`], rules: layerRule(folder, forbidden) },
+  ];
+});
 
 export default tseslint.config(
   { ignores: ['dist/', 'native/build/', 'guest/micro/build/', 'node_modules/'] },
@@ -60,4 +66,22 @@ export default tseslint.config(
     },
   },
   ...layers,
+  {
+    // The dashboard's bundle must not pull in the daemon: types only.
+    files: ['ui/**/*.ts', 'ui/**/*.tsx'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(\\./)?(\\.\\./)+daemon/',
+              allowTypeImports: true,
+              message: 'ui/ takes only types from daemon/ (import type)',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

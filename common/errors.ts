@@ -96,6 +96,7 @@ export const ERRORS = {
   DAEMON_RESTARTED: { status: 503, message: 'the daemon restarted while this operation ran' },
   DAEMON_UNREACHABLE: { status: 503, message: 'cannot reach the faasnap daemon' },
   DAEMON_INTERNAL: { status: 500, message: 'internal daemon error' },
+  UI_NOT_BUILT: { status: 503, message: 'the web dashboard is not built (npm run build:ui)' },
   // Hardware-KVM lab (faasnap lab, docs/lab.md)
   LAB_PACKAGE_MISSING: { status: 503, message: 'a package the lab needs is not installed' },
   LAB_SETUP_FAILED: { status: 500, message: 'the lab could not be set up' },

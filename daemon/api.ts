@@ -1,6 +1,7 @@
 // The HTTP layer: a fastify instance with TypeBox schemas on every route (request validation,
-// response serialisation, the OpenAPI document via @fastify/swagger, Swagger UI at /docs), the
-// API token check beyond loopback, HTTP spans when traces are exported, and one error mapping:
+// response serialisation, the OpenAPI document via @fastify/swagger, Swagger UI at /docs), the web
+// dashboard at /ui/ (daemon/routes/ui.ts), the API token check beyond loopback, HTTP spans when
+// traces are exported, and one error mapping:
 // every error leaves as { code, message, details } with the registry's status.
 
 import swagger from '@fastify/swagger';
@@ -14,6 +15,7 @@ import { invocationRoutes } from './routes/invocations.js';
 import { objectRoutes } from './routes/objects.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { systemRoutes } from './routes/system.js';
+import { uiRoutes } from './routes/ui.js';
 import { vmRoutes } from './routes/vms.js';
 import { ErrorBody } from './schemas.js';
 
@@ -120,5 +122,6 @@ export async function buildApi(ctx: DaemonContext, opts: ApiOptions): Promise<Fa
   invocationRoutes(app, ctx);
   objectRoutes(app, ctx);
   systemRoutes(app, ctx);
+  await uiRoutes(app);
   return app;
 }

@@ -1,9 +1,9 @@
 // API access. Bound to loopback the daemon needs no token (local users reach it as before);
 // bound to any other address every API request needs `Authorization: Bearer <token>`. The token
 // comes from --token-file, else from the data directory, where the first start writes a new one
-// (mode 0600). Swagger UI (/docs: its page, files and the API document) holds no data and is
-// served without it, since a browser cannot add the header to page loads; the calls it makes
-// carry the token once given to its Authorize button.
+// (mode 0600). Swagger UI (/docs: its page, files and the API document) and the dashboard's files
+// (/ui/) hold no data and are served without it, since a browser cannot add the header to page
+// loads; Swagger UI's calls carry the token once given to its Authorize button.
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -58,12 +58,15 @@ export function apiToken(cfg: {
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
-/** Requires the bearer token on every request except Swagger UI's (see the top). */
+/** Static pages a browser loads without headers: Swagger UI and the dashboard (see the top). */
+const PUBLIC = /^\/(?:$|docs(?:$|[/?])|ui(?:$|[/?]))/;
+
+/** Requires the bearer token on every request except for the static pages (see the top). */
 export function requireToken(app: FastifyInstance, token: string): void {
   // Equal-length digests: the comparison takes the same time whatever the caller sent.
   const want = digest(token);
   app.addHook('onRequest', async (req) => {
-    if (req.url === '/docs' || req.url.startsWith('/docs/')) return;
+    if (PUBLIC.test(req.url)) return;
     const got = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
     if (!timingSafeEqual(digest(got), want))
       throw new FaasnapError('UNAUTHORIZED', 'send Authorization: Bearer <the daemon API token>');

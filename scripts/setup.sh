@@ -10,12 +10,13 @@ cd "$(dirname "$0")/.."
 # and its build tools for the guest kernel; busybox-static for the Linux-tier test initramfs;
 # the workloads' libraries, so their handlers' tier-1 tests run on the host as in the guest;
 # FUSE for the bench's emulated slow storage (bench/experiments/slow-storage.ts); QEMU for the
-# hardware-KVM lab (docs/lab.md).
+# hardware-KVM lab (docs/lab.md); chromium for the dashboard's browser tests (test/ui/, driven by
+# playwright-core, which downloads no browser).
 DEBIAN_PACKAGES=(gcc g++ make python3 binutils libc6-dev redis-server debootstrap e2fsprogs
   linux-source-6.1 bc bison flex libelf-dev xz-utils patch perl busybox-static
   python3-pil python3-numpy python3-chameleon python3-six python3-pyaes python3-igraph
   python3-torch python3-torchvision libopenblas0-pthread ffmpeg
-  fuse3 libfuse3-dev pkg-config qemu-system-x86)
+  fuse3 libfuse3-dev pkg-config qemu-system-x86 chromium)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

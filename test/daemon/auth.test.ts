@@ -74,6 +74,8 @@ test('beyond loopback every route needs the token; without it nothing changes', 
     assert.equal((await request(d.url, 'GET', '/healthz', undefined, { ...good })).status, 200);
     // Swagger UI's page and files are served without it (a browser cannot send the header).
     assert.equal((await request(d.url, 'GET', '/docs/json')).status, 200);
+    // So are the dashboard's files (its API calls are not).
+    assert.notEqual((await request(d.url, 'GET', '/ui/')).status, 401);
 
     // The client sends FAASNAP_TOKEN.
     process.env.FAASNAP_TOKEN = token;
