@@ -107,8 +107,9 @@ kvmTest(
         { snapshot: hs.body.id, mode: 'eager', timeoutMs: 60_000 },
         'hangs',
       );
+      // Its VMM process may have to start first (the pool refills at background priority).
       let pid: number | undefined;
-      for (const deadline = Date.now() + scaledMs(4000); Date.now() < deadline && !pid;) {
+      for (const deadline = Date.now() + scaledMs(20_000); Date.now() < deadline && !pid;) {
         const v = (await d.call('GET', '/vms')).body.find(
           (x: { state: string }) => x.state === 'running',
         );
