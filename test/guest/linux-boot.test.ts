@@ -118,7 +118,9 @@ kvmTest(
     if (!pre) return;
     // /init exits: the kernel panics with "Attempted to kill init!".
     await withInitramfs(pre.busybox, '#!/bin/sh\nexit 7\n', async (initrd) => {
-      const before = { fds: openFds(), threads: threads(), maps: await mappings() };
+      // Mappings first: their async read starts libuv's thread pool (Node 24 starts it lazily).
+      const maps = await mappings();
+      const before = { fds: openFds(), threads: threads(), maps };
       const { vm } = createLinuxVm({
         kernel: pre.kernel,
         initrd,
