@@ -58,12 +58,6 @@ export async function threadsSettled(expected: number, ms = 1000): Promise<numbe
   return n;
 }
 
-/** Host mappings of this process (lines of /proc/self/maps). */
-export async function mappings(): Promise<number> {
-  const { readFile } = await import('node:fs/promises');
-  return (await readFile('/proc/self/maps', 'utf8')).split('\n').filter(Boolean).length;
-}
-
 /**
  * Mappings a VM can leave behind: KVM's (vCPU run structures, anon_inode:kvm-*) and anonymous
  * ones exactly `ramMiB` long (guest RAM). Counting every mapping is flaky: V8 maps and unmaps
