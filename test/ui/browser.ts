@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { TIME_SCALE, scaledMs } from '../../common/time-scale.js';
+import { scaledMs } from '../../common/time-scale.js';
 import { tierTest } from '../support/skip.js';
 
 /** The browser: Debian's chromium package (scripts/setup.sh installs it). */
@@ -36,9 +36,10 @@ export function browserTest(
 }
 
 export async function launchChromium(): Promise<Browser> {
+  // No sandbox (tests run as root), no GPU, shared memory in /tmp: the lab's root is the host's,
+  // read-only, without a tmpfs on /dev/shm. Not --single-process: it ends the browser when a
+  // test closes its page (seen in the lab), so the next test finds it closed.
   const args = ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'];
-  // Under emulation (the lab: one slow vCPU) chromium's process model is the slow part.
-  if (TIME_SCALE > 1) args.push('--single-process', '--no-zygote');
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
