@@ -10,6 +10,10 @@ import { intOption } from './options.js';
 interface DaemonOptions {
   host: string;
   tokenFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  maxClientInvocations: number;
+  maxClientDeploys: number;
   port: number;
   dataDir?: string;
   poolSize: number;
@@ -30,11 +34,25 @@ export function registerDaemonCommands(program: Command): void {
       '--token-file <path>',
       'API token file; beyond loopback one is required (default: <data dir>/api-token, made at first start)',
     )
+    .option('--tls-cert <path>', 'serve HTTPS with this PEM certificate chain (with --tls-key)')
+    .option('--tls-key <path>', 'the private key of --tls-cert (PEM)')
     .option('--port <n>', 'port (0: any free port)', intOption(0, 65535), 8720)
     .option('--data-dir <dir>', 'data directory (default: $FAASNAP_HOME or ~/.local/share/faasnap)')
     .option('--pool-size <n>', 'idle VMM processes kept ready', intOption(0, 64), 2)
     .option('--max-vms <n>', 'live VMs at once', intOption(1, 4096), 8)
     .option('--max-memory <MiB>', 'guest memory of all live VMs', intOption(8, 1 << 24), 8192)
+    .option(
+      '--max-client-invocations <n>',
+      'invocations one client address may have in flight (CLIENT_LIMIT beyond)',
+      intOption(1, 1 << 16),
+      32,
+    )
+    .option(
+      '--max-client-deploys <n>',
+      'deploys one client address may have running (CLIENT_LIMIT beyond)',
+      intOption(1, 1 << 16),
+      4,
+    )
     .option('--redis-url <url>', 'use this Redis instead of starting a local redis-server')
     .option('--redis-password <pw>', 'password of the external Redis')
     .option(
@@ -46,6 +64,9 @@ export function registerDaemonCommands(program: Command): void {
       const daemon = await createDaemon({
         host: o.host,
         tokenFile: o.tokenFile,
+        tlsCert: o.tlsCert,
+        tlsKey: o.tlsKey,
+        clientLimits: { invocations: o.maxClientInvocations, deploys: o.maxClientDeploys },
         port: o.port,
         dataDir: o.dataDir,
         poolSize: o.poolSize,

@@ -65,6 +65,7 @@ export const ERRORS = {
   // Daemon API (docs/api.md): requests, resources, lifecycle, limits
   REQUEST_INVALID: { status: 400, message: 'request does not match the API schema' },
   UNAUTHORIZED: { status: 401, message: 'missing or wrong API token' },
+  REQUEST_TOO_LARGE: { status: 413, message: 'request body exceeds the size limit' },
   DAEMON_CONFIG: { status: 400, message: 'invalid daemon configuration' },
   ROUTE_NOT_FOUND: { status: 404, message: 'no such route' },
   INVALID_PARAMS: { status: 400, message: 'invalid function parameters' },
@@ -92,6 +93,7 @@ export const ERRORS = {
   },
   MODE_UNSUPPORTED: { status: 422, message: 'memory mode not supported for this function' },
   RESOURCE_LIMIT: { status: 429, message: 'resource limit reached' },
+  CLIENT_LIMIT: { status: 429, message: 'this client has its limit of work in flight' },
   OBJECT_STORE_UNAVAILABLE: { status: 503, message: 'the object store (Redis) is not available' },
   DAEMON_RESTARTED: { status: 503, message: 'the daemon restarted while this operation ran' },
   DAEMON_UNREACHABLE: { status: 503, message: 'cannot reach the faasnap daemon' },

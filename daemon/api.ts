@@ -18,17 +18,25 @@ import { systemRoutes } from './routes/system.js';
 import { uiRoutes } from './routes/ui.js';
 import { vmRoutes } from './routes/vms.js';
 import { ErrorBody } from './schemas.js';
+import type { TlsFiles } from './tls.js';
 
 export const API_VERSION = '0.1.0';
+
+/** Largest JSON request body (objects have their own limit, daemon/routes/objects.ts). */
+export const MAX_BODY_BYTES = 4 << 20;
 
 export interface ApiOptions {
   logger: FastifyBaseLogger;
   /** The bearer token every API request must carry (daemon/auth.ts), if any. */
   token?: string | undefined;
+  /** Serve HTTPS with this certificate and key (daemon/tls.ts). */
+  tls?: TlsFiles | undefined;
 }
 
 export async function buildApi(ctx: DaemonContext, opts: ApiOptions): Promise<FastifyInstance> {
+  // One instance type for HTTP and HTTPS: the routes never touch the server itself.
   const app = Fastify({
+    ...(opts.tls ? { https: opts.tls } : {}),
     loggerInstance: opts.logger,
     // Unknown body properties are errors, not silently dropped; defaults are filled in.
     ajv: {
@@ -39,8 +47,8 @@ export async function buildApi(ctx: DaemonContext, opts: ApiOptions): Promise<Fa
         allErrors: false,
       },
     },
-    bodyLimit: 4 << 20,
-  });
+    bodyLimit: MAX_BODY_BYTES,
+  }) as unknown as FastifyInstance;
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -91,11 +99,13 @@ export async function buildApi(ctx: DaemonContext, opts: ApiOptions): Promise<Fa
       e = new FaasnapError('REQUEST_INVALID', err.message, {
         context: (err as FastifyError).validationContext,
       });
+    } else if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      e = new FaasnapError('REQUEST_TOO_LARGE', err.message, { limit: req.routeOptions.bodyLimit });
     } else if (
       typeof (err as FastifyError).statusCode === 'number' &&
       (err as FastifyError).statusCode! < 500
     ) {
-      // fastify's own client errors: bad JSON, wrong content type, body too large
+      // fastify's own client errors: bad JSON, wrong content type
       e = new FaasnapError('REQUEST_INVALID', err.message, {
         fastifyCode: (err as FastifyError).code,
       });

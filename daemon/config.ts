@@ -7,6 +7,7 @@ import { DEFAULT_PORT, defaultDataDir } from '../common/daemon-info.js';
 import { FaasnapError } from '../common/errors.js';
 import { builtKernelPath } from '../guest/kernel/index.js';
 import { rootfsPath } from '../guest/rootfs/index.js';
+import type { ClientLimitConfig } from './client-limits.js';
 import type { GuestImage } from './runtime/agent.js';
 
 export interface RedisConfig {
@@ -23,6 +24,9 @@ export interface DaemonConfig {
   host: string;
   /** File holding the API token; required beyond loopback (else the data dir's, daemon/auth.ts). */
   tokenFile?: string | undefined;
+  /** PEM certificate chain and private key: the API is served over HTTPS when both are given. */
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
   /** 0 picks a free port (tests). */
   port: number;
   dataDir: string;
@@ -32,6 +36,8 @@ export interface DaemonConfig {
   maxVms: number;
   /** Sum of the guest memory of live VMs, MiB. */
   maxMemoryMiB: number;
+  /** Invocations and deploys one client (remote address) may have in flight (CLIENT_LIMIT). */
+  clientLimits: ClientLimitConfig;
   redis: RedisConfig;
   /** OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318/v1/traces); traces are always kept locally. */
   otlpUrl?: string;
@@ -40,8 +46,9 @@ export interface DaemonConfig {
   guest: GuestImage;
 }
 
-export type DaemonConfigInput = Partial<Omit<DaemonConfig, 'redis' | 'guest'>> & {
+export type DaemonConfigInput = Partial<Omit<DaemonConfig, 'redis' | 'guest' | 'clientLimits'>> & {
   redis?: Partial<RedisConfig>;
+  clientLimits?: Partial<ClientLimitConfig>;
   guest?: Partial<GuestImage>;
 };
 
@@ -65,11 +72,17 @@ export function resolveConfig(
   const c: DaemonConfig = {
     host: input.host ?? '127.0.0.1',
     tokenFile: input.tokenFile ?? env.FAASNAP_TOKEN_FILE,
+    tlsCert: input.tlsCert ?? env.FAASNAP_TLS_CERT,
+    tlsKey: input.tlsKey ?? env.FAASNAP_TLS_KEY,
     port: input.port ?? DEFAULT_PORT,
     dataDir: resolve(input.dataDir ?? defaultDataDir(env)),
     poolSize: input.poolSize ?? 2,
     maxVms: input.maxVms ?? 8,
     maxMemoryMiB: input.maxMemoryMiB ?? 8192,
+    clientLimits: {
+      invocations: input.clientLimits?.invocations ?? 32,
+      deploys: input.clientLimits?.deploys ?? 4,
+    },
     redis: {
       url: redisUrl,
       password: input.redis?.password ?? env.FAASNAP_REDIS_PASSWORD,
@@ -91,6 +104,10 @@ export function resolveConfig(
   int(c.poolSize, 0, 64, 'poolSize');
   int(c.maxVms, 1, 4096, 'maxVms');
   int(c.maxMemoryMiB, 8, 1 << 24, 'maxMemoryMiB');
+  int(c.clientLimits.invocations, 1, 1 << 16, 'clientLimits.invocations');
+  int(c.clientLimits.deploys, 1, 1 << 16, 'clientLimits.deploys');
+  if (!c.tlsCert !== !c.tlsKey)
+    throw new FaasnapError('DAEMON_CONFIG', 'TLS needs both a certificate and its key');
   return c;
 }
 

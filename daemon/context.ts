@@ -1,5 +1,6 @@
 // Everything a route handler may use: the daemon's services, built once by createDaemon().
 
+import type { ClientLimits } from './client-limits.js';
 import type { DaemonConfig } from './config.js';
 import type { Deployer } from './deploy.js';
 import type { Invoker } from './invoker.js';
@@ -24,6 +25,7 @@ export interface DaemonContext {
   traces: Traces;
   metrics: Metrics;
   objects: ObjectStore;
+  clientLimits: ClientLimits;
   startedAt: number;
   version: string;
 }

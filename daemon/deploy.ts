@@ -61,6 +61,11 @@ export class Deployer {
     return booting;
   }
 
+  /** Resolves when the deploy of `name` has ended, at once if none is running. */
+  async ended(name: string): Promise<void> {
+    await this.running.get(name)?.catch(() => undefined);
+  }
+
   /** Resolves when every running deploy has ended (shutdown, tests). */
   async settle(): Promise<void> {
     await Promise.allSettled([...this.running.values()]);

@@ -8,7 +8,8 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type DestinationStream } from 'pino';
 import { daemonInfoPath } from '../common/daemon-info.js';
 import { buildApi, API_VERSION } from './api.js';
-import { apiToken } from './auth.js';
+import { apiToken, isLoopback } from './auth.js';
+import { ClientLimits } from './client-limits.js';
 import { dataPaths, resolveConfig, type DaemonConfig, type DaemonConfigInput } from './config.js';
 import type { DaemonContext } from './context.js';
 import { Deployer } from './deploy.js';
@@ -19,6 +20,7 @@ import { ObjectStore } from './redis.js';
 import { defaultRuntimes, type Runtimes } from './runtime/index.js';
 import { Snapshots } from './snapshots.js';
 import { Store } from './store/index.js';
+import { tlsFiles } from './tls.js';
 import { Traces } from './traces.js';
 import { VmManager } from './vms.js';
 
@@ -46,6 +48,9 @@ export async function createDaemon(
   const config = resolveConfig(input);
   const paths = dataPaths(config.dataDir);
   mkdirSync(config.dataDir, { recursive: true });
+  // Configuration errors (token, TLS files) stop the start before any service is created.
+  const token = apiToken(config);
+  const tls = tlsFiles(config);
   const store = Store.open(paths.db);
   const vms = new VmManager(config.poolSize, config);
   const runtimes = opts.runtimes ?? defaultRuntimes(config.guest);
@@ -70,10 +75,16 @@ export async function createDaemon(
     lifecycle,
     invoker: new Invoker(base),
     deployer: new Deployer({ ...base, lifecycle }),
+    clientLimits: new ClientLimits(config.clientLimits),
     startedAt: Date.now(),
     version: API_VERSION,
   };
-  const app = await buildApi(ctx, { logger: log, token: apiToken(config) });
+  const app = await buildApi(ctx, { logger: log, token, tls });
+  if (!isLoopback(config.host) && !tls)
+    log.warn(
+      { host: config.host },
+      'serving the API beyond loopback without TLS: the API token crosses the network in clear (--tls-cert/--tls-key)',
+    );
 
   let listening = false;
   const daemon: Daemon = {
@@ -89,7 +100,7 @@ export async function createDaemon(
       listening = true;
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.port;
-      daemon.url = `http://${config.host}:${port}`;
+      daemon.url = `${tls ? 'https' : 'http'}://${urlHost(config.host)}:${port}`;
       writeFileSync(
         daemonInfoPath(config.dataDir),
         JSON.stringify({ url: daemon.url, pid: process.pid, redis: objects.url }) + '\n',
@@ -110,6 +121,11 @@ export async function createDaemon(
     },
   };
   return daemon;
+}
+
+/** An address as a URL's host: IPv6 literals in brackets. */
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 /**

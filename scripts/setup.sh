@@ -16,7 +16,7 @@ DEBIAN_PACKAGES=(gcc g++ make python3 binutils libc6-dev redis-server debootstra
   linux-source-6.1 bc bison flex libelf-dev xz-utils patch perl busybox-static
   python3-pil python3-numpy python3-chameleon python3-six python3-pyaes python3-igraph
   python3-torch python3-torchvision libopenblas0-pthread ffmpeg
-  fuse3 libfuse3-dev pkg-config qemu-system-x86 chromium)
+  fuse3 libfuse3-dev pkg-config qemu-system-x86 chromium openssl)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

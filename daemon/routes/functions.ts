@@ -29,7 +29,7 @@ export function functionRoutes(app: FastifyInstance, ctx: DaemonContext): void {
         tags: ['functions'],
         summary: 'Register a function',
         body: FunctionSpec,
-        response: { 201: Function, ...errors(400, 409) },
+        response: { 201: Function, ...errors(400, 409, 413) },
       },
     },
     async (req, reply) => {
@@ -97,11 +97,21 @@ export function functionRoutes(app: FastifyInstance, ctx: DaemonContext): void {
         description:
           'Returns at once with the function `booting`; follow it with GET /functions/{name}/wait.',
         params: NameParams,
-        response: { 202: Function, ...errors(400, 404, 409, 501) },
+        response: { 202: Function, ...errors(400, 404, 409, 413, 429, 501) },
       },
     },
-    async (req, reply) =>
-      reply.code(202).send(ctx.deployer.start(req.params.name, requestSpan(req))),
+    async (req, reply) => {
+      const release = ctx.clientLimits.acquire(req.ip, 'deploys');
+      try {
+        const fn = ctx.deployer.start(req.params.name, requestSpan(req));
+        void ctx.deployer.ended(req.params.name).finally(release);
+        void reply.code(202);
+        return fn;
+      } catch (e) {
+        release();
+        throw e;
+      }
+    },
   );
 
   app.get<{
@@ -137,10 +147,17 @@ export function functionRoutes(app: FastifyInstance, ctx: DaemonContext): void {
           'A function error or timeout is HTTP 200 with status `failed` and an error payload (the VM is discarded). Restore failures, VMM crashes and limits are API errors.',
         params: NameParams,
         body: InvokeRequest,
-        response: { 200: Invocation, ...errors(400, 404, 409, 422, 429, 501, 502, 503) },
+        response: { 200: Invocation, ...errors(400, 404, 409, 413, 422, 429, 501, 502, 503) },
       },
     },
-    async (req) => ctx.invoker.invoke(req.params.name, req.body ?? {}, requestSpan(req)),
+    async (req) => {
+      const release = ctx.clientLimits.acquire(req.ip, 'invocations');
+      try {
+        return await ctx.invoker.invoke(req.params.name, req.body ?? {}, requestSpan(req));
+      } finally {
+        release();
+      }
+    },
   );
 
   app.get<{ Params: { name: string }; Querystring: { limit: number } }>(

@@ -93,6 +93,7 @@ test('beyond loopback every route needs the token; without it nothing changes', 
       delete process.env.FAASNAP_TOKEN;
     }
     assert.ok(logs.length > 0, 'the daemon logged at debug level');
+    assert.match(logs, /beyond loopback without TLS/, 'an unencrypted bind is warned about');
     assert.ok(!logs.includes(token), 'the token never shows in the logs');
   } finally {
     await d.stop();

@@ -23,10 +23,22 @@ async function invoke(d: TestDaemon, body: object, fn = TOUCH_FN.name) {
 kvmTest(
   'parallel invocations from one snapshot and from copies, all modes, failures and limits',
   async () => {
-    const d = await startDaemon({ maxVms: 4, maxMemoryMiB: 160 });
+    const d = await startDaemon({
+      maxVms: 4,
+      maxMemoryMiB: 160,
+      clientLimits: { invocations: 4, deploys: 1 },
+    });
     try {
       assert.equal((await d.call('POST', '/functions', TOUCH_FN)).status, 201);
-      await d.call('POST', `/functions/${TOUCH_FN.name}/deploy`);
+      assert.equal((await d.call('POST', `/functions/${TOUCH_FN.name}/deploy`)).status, 202);
+      // While that deploy runs, this client may start no other (deploys: 1).
+      const other = { ...TOUCH_FN, name: 'touch-other' };
+      assert.equal((await d.call('POST', '/functions', other)).status, 201);
+      const second = await d.call('POST', `/functions/${other.name}/deploy`);
+      assert.equal(second.status, 429, second.text);
+      assert.equal(second.body.code, 'CLIENT_LIMIT');
+      assert.deepEqual([second.body.details.kind, second.body.details.limit], ['deploys', 1]);
+      assert.equal((await d.call('DELETE', `/functions/${other.name}`)).status, 204);
       const ready = await waitForState(d.call, TOUCH_FN.name, 'ready', scaledMs(60000));
       assert.equal(ready.body.reached, true, JSON.stringify(ready.body));
       const snap = ready.body.function.readySnapshot as string;
@@ -42,6 +54,19 @@ kvmTest(
         assert.equal(r.body.status, 'succeeded', r.text);
         assert.equal(r.body.result.checksum, expected(inputs[i]!), `${modes[i]}`);
       });
+
+      // A fifth concurrent invocation of this client is over its limit (invocations: 4): it is
+      // refused at once, the four others run; the deploy's slot was given back when it ended.
+      const five = await Promise.all(
+        [...modes, 'faasnap'].map((mode) => invoke(d, { mode, params: { pages: inputs[0] } })),
+      );
+      const refused = five.filter((r) => r.status === 429);
+      assert.equal(refused.length, 1, five.map((r) => r.text).join('\n'));
+      assert.equal(refused[0]!.body.code, 'CLIENT_LIMIT');
+      assert.equal(refused[0]!.body.details.kind, 'invocations');
+      for (const r of five.filter((r) => r.status !== 429))
+        assert.equal(r.body.result.checksum, expected(inputs[0]!), r.text);
+      assert.equal(d.daemon.ctx.clientLimits.clients, 0, 'every slot is given back');
 
       // Separate copies (recordings copied along), concurrently.
       const copies = [

@@ -1,5 +1,7 @@
 // The daemon's JSON API over fetch (same origin: the daemon serves this page). Every failure
 // becomes an ApiError carrying the daemon's {code, message, details}, so the page can show it.
+// A daemon beyond loopback wants its API token on every call: the one entered on the page is
+// kept in this tab's sessionStorage (gone when the tab closes) and sent as a bearer token.
 
 import type { ErrorBodyT } from './types.js';
 
@@ -24,11 +26,25 @@ export function errorOfBody(body: ErrorBodyT): ApiError {
   return new ApiError(0, body.code, body.message, body.details);
 }
 
+const TOKEN_KEY = 'faasnap-api-token';
+
+/** The API token entered on this tab, if any. */
+export function storedToken(): string | null {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function storeToken(token: string): void {
+  sessionStorage.setItem(TOKEN_KEY, token);
+}
+
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const init: RequestInit = { method };
+  const headers: Record<string, string> = {};
+  const init: RequestInit = { method, headers };
+  const token = storedToken();
+  if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) {
     init.body = JSON.stringify(body);
-    init.headers = { 'content-type': 'application/json' };
+    headers['content-type'] = 'application/json';
   }
   let res: Response;
   try {

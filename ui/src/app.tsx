@@ -1,8 +1,9 @@
 // The dashboard's frame: the daemon's health in the header, the navigation, and the view the
-// address names.
+// address names, or the token form while the daemon refuses the page's calls.
 
 import type { ApiError } from './api.js';
 import { ErrorBox } from './components/error-box.js';
+import { TokenForm } from './components/token-form.js';
 import { duration } from './format.js';
 import { useMetricsHistory } from './metrics-history.js';
 import { FunctionPage } from './pages/function.js';
@@ -46,7 +47,11 @@ export function App() {
       </header>
       <main>
         <ErrorBox error={health.error} />
-        <View route={route} health={health.data} metrics={metrics} />
+        {health.error?.code === 'UNAUTHORIZED' ? (
+          <TokenForm />
+        ) : (
+          <View route={route} health={health.data} metrics={metrics} />
+        )}
       </main>
     </>
   );

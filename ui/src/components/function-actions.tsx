@@ -2,13 +2,35 @@
 // dialog), since it also deletes the function's snapshots.
 
 import { useEffect, useState } from 'preact/hooks';
-import { api } from '../api.js';
+import { api, asApiError, type ApiError } from '../api.js';
 import type { FunctionT } from '../types.js';
 
 /** States in which a deploy is running (the daemon refuses deploy and delete then). */
 export const DEPLOYING = ['booting', 'warm', 'snapshotted', 'recorded'];
 
 type Act = (what: () => Promise<unknown>) => Promise<void>;
+
+/**
+ * What the buttons run through: the action's error (shown by the page until dismissed or the
+ * next action) and a refresh of the page's data afterwards, whether it worked or not.
+ */
+export function useAction(refresh: () => void): {
+  act: Act;
+  error: ApiError | undefined;
+  dismiss: () => void;
+} {
+  const [error, setError] = useState<ApiError>();
+  const act: Act = async (what) => {
+    setError(undefined);
+    try {
+      await what();
+    } catch (e) {
+      setError(asApiError(e));
+    }
+    refresh();
+  };
+  return { act, error, dismiss: () => setError(undefined) };
+}
 
 export function DeployButton({ fn, act }: { fn: FunctionT; act: Act }) {
   const busy = DEPLOYING.includes(fn.state);

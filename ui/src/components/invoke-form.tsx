@@ -5,6 +5,7 @@ import { useState } from 'preact/hooks';
 import { api, asApiError, type ApiError } from '../api.js';
 import { useChoices } from '../contract.js';
 import { parseJsonObject } from '../json-input.js';
+import { ModeSelect } from './mode-select.js';
 import type { FunctionT, InvocationT } from '../types.js';
 
 interface Props {
@@ -53,14 +54,13 @@ export function InvokeForm({ fn, onAnswer }: Props) {
       <div class="row">
         <label>
           mode
-          <select name="mode" value={mode} onChange={(e) => setMode(e.currentTarget.value)}>
-            <option value="">default ({fn.defaultMode})</option>
-            {(choices?.modes ?? []).map((m) => (
-              <option key={m} value={m}>
-                {m}
-              </option>
-            ))}
-          </select>
+          <ModeSelect
+            name="mode"
+            empty={`default (${fn.defaultMode})`}
+            modes={choices?.modes}
+            value={mode}
+            onChange={setMode}
+          />
         </label>
         <button type="submit" class="primary" disabled={busy}>
           {busy ? 'Invoking…' : 'Invoke'}

@@ -5,6 +5,7 @@ import { useState } from 'preact/hooks';
 import { api, asApiError, type ApiError } from '../api.js';
 import { useChoices } from '../contract.js';
 import { parseJsonObject } from '../json-input.js';
+import { ModeSelect } from './mode-select.js';
 import { ErrorBox } from './error-box.js';
 
 /** Handlers of the micro runtime (guest/micro): suggested in the form. */
@@ -106,14 +107,7 @@ export function RegisterForm({ onRegistered }: { onRegistered: () => void }) {
         )}
         <label>
           default mode
-          <select name="defaultMode">
-            <option value="">(daemon default)</option>
-            {(choices?.modes ?? []).map((m) => (
-              <option key={m} value={m}>
-                {m}
-              </option>
-            ))}
-          </select>
+          <ModeSelect name="defaultMode" empty="(daemon default)" modes={choices?.modes} />
         </label>
         <label>
           timeout (ms)

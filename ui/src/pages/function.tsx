@@ -2,9 +2,9 @@
 // answer and its waterfall, and the invocation history.
 
 import { useState } from 'preact/hooks';
-import { asApiError, errorOfBody, type ApiError } from '../api.js';
+import { errorOfBody, type ApiError } from '../api.js';
 import { ErrorBox } from '../components/error-box.js';
-import { DeleteButton, DeployButton } from '../components/function-actions.js';
+import { DeleteButton, DeployButton, useAction } from '../components/function-actions.js';
 import { History } from '../components/history.js';
 import { InvocationView } from '../components/invocation-view.js';
 import { InvokeForm } from '../components/invoke-form.js';
@@ -22,17 +22,8 @@ export function FunctionPage({ name }: { name: string }) {
   const history = usePoll<InvocationT[]>(deleted ? null : `${path}/invocations?limit=50`, 2000);
   const [shown, setShown] = useState<InvocationT>();
   const [invokeError, setInvokeError] = useState<ApiError>();
-  const [actionError, setActionError] = useState<ApiError>();
 
-  const act = async (what: () => Promise<unknown>) => {
-    setActionError(undefined);
-    try {
-      await what();
-    } catch (e) {
-      setActionError(asApiError(e));
-    }
-    fn.refresh();
-  };
+  const { act, error: actionError, dismiss } = useAction(fn.refresh);
 
   if (deleted)
     return (
@@ -98,7 +89,7 @@ export function FunctionPage({ name }: { name: string }) {
             <DeployButton fn={f} act={act} />
             <DeleteButton fn={f} act={act} onDeleted={() => setDeleted(true)} />
           </div>
-          <ErrorBox error={actionError} onDismiss={() => setActionError(undefined)} />
+          <ErrorBox error={actionError} onDismiss={dismiss} />
           <InvokeForm
             fn={f}
             onAnswer={({ invocation, error }) => {

@@ -1,35 +1,24 @@
 // Functions: every registered function with its live lifecycle state, the register form, and
 // deploy / delete.
 
-import { useState } from 'preact/hooks';
-import { asApiError, type ApiError } from '../api.js';
 import { ErrorBox } from '../components/error-box.js';
 import { RegisterForm } from '../components/register-form.js';
 import { StateBadge } from '../components/state-badge.js';
 import { usePoll } from '../poll.js';
 import { href } from '../router.js';
 import type { FunctionT } from '../types.js';
-import { DeleteButton, DeployButton } from '../components/function-actions.js';
+import { DeleteButton, DeployButton, useAction } from '../components/function-actions.js';
 
 export function FunctionsPage() {
   const fns = usePoll<FunctionT[]>('/functions');
-  const [actionError, setActionError] = useState<ApiError>();
 
-  const act = async (what: () => Promise<unknown>) => {
-    setActionError(undefined);
-    try {
-      await what();
-    } catch (e) {
-      setActionError(asApiError(e));
-    }
-    fns.refresh();
-  };
+  const { act, error: actionError, dismiss } = useAction(fns.refresh);
 
   return (
     <section>
       <h2>Functions</h2>
       <ErrorBox error={fns.error} />
-      <ErrorBox error={actionError} onDismiss={() => setActionError(undefined)} />
+      <ErrorBox error={actionError} onDismiss={dismiss} />
       {fns.data && fns.data.length === 0 && <p class="muted">No functions yet: register one.</p>}
       {fns.data && fns.data.length > 0 && (
         <table class="list" aria-label="functions">
