@@ -12,6 +12,7 @@ interface DaemonOptions {
   tokenFile?: string;
   tlsCert?: string;
   tlsKey?: string;
+  jail?: boolean;
   maxClientInvocations: number;
   maxClientDeploys: number;
   port: number;
@@ -34,6 +35,7 @@ export function registerDaemonCommands(program: Command): void {
       '--token-file <path>',
       'API token file; beyond loopback one is required (default: <data dir>/api-token, made at first start)',
     )
+    .option('--jail', 'run every VMM process in a jail (own namespaces, uid, no capabilities)')
     .option('--tls-cert <path>', 'serve HTTPS with this PEM certificate chain (with --tls-key)')
     .option('--tls-key <path>', 'the private key of --tls-cert (PEM)')
     .option('--port <n>', 'port (0: any free port)', intOption(0, 65535), 8720)
@@ -66,6 +68,7 @@ export function registerDaemonCommands(program: Command): void {
         tokenFile: o.tokenFile,
         tlsCert: o.tlsCert,
         tlsKey: o.tlsKey,
+        jail: o.jail,
         clientLimits: { invocations: o.maxClientInvocations, deploys: o.maxClientDeploys },
         port: o.port,
         dataDir: o.dataDir,

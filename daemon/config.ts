@@ -36,6 +36,8 @@ export interface DaemonConfig {
   maxVms: number;
   /** Sum of the guest memory of live VMs, MiB. */
   maxMemoryMiB: number;
+  /** Run every VMM process in a jail (process/jail.ts; docs/security.md). */
+  jail: boolean;
   /** Invocations and deploys one client (remote address) may have in flight (CLIENT_LIMIT). */
   clientLimits: ClientLimitConfig;
   redis: RedisConfig;
@@ -79,6 +81,7 @@ export function resolveConfig(
     poolSize: input.poolSize ?? 2,
     maxVms: input.maxVms ?? 8,
     maxMemoryMiB: input.maxMemoryMiB ?? 8192,
+    jail: input.jail ?? env.FAASNAP_JAIL === '1',
     clientLimits: {
       invocations: input.clientLimits?.invocations ?? 32,
       deploys: input.clientLimits?.deploys ?? 4,
@@ -116,5 +119,7 @@ export function dataPaths(dataDir: string) {
     db: join(dataDir, 'faasnap.db'),
     snapshots: join(dataDir, 'snapshots'),
     redis: join(dataDir, 'redis'),
+    /** Mount point of the VMM processes' jail roots (each in its own mount namespace). */
+    jailRoot: join(dataDir, 'jail-root'),
   };
 }

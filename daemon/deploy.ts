@@ -186,7 +186,9 @@ export class Deployer {
             vcpus: fn.vcpus,
             purpose: 'record',
           });
+          let reclaim = async (): Promise<void> => undefined;
           try {
+            reclaim = await snapshots.lend(snap.dir, v.vmm!);
             vms.setState(v.info.id, 'running');
             await runtime.record(
               runtimeVm(v),
@@ -203,6 +205,7 @@ export class Deployer {
             );
           } finally {
             await vms.release(v.info.id);
+            await reclaim();
           }
         });
         store.snapshots.update(snap.id, { recorded: { [kind]: true } });

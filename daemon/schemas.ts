@@ -253,4 +253,13 @@ export const Health = Type.Object({
     { kernel: Nullable(Type.String()), rootfs: Nullable(Type.String()) },
     { description: 'the guest kernel and root image Linux functions boot (null: none built)' },
   ),
+  jail: Type.Object(
+    {
+      enabled: Type.Boolean(),
+      missing: Type.Array(Type.String(), {
+        description: 'what this host lacks to jail VMM processes (empty: nothing)',
+      }),
+    },
+    { description: 'whether VMM processes run jailed (docs/security.md)' },
+  ),
 });

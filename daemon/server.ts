@@ -5,7 +5,10 @@
 
 import { writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
+import { dirname } from 'node:path';
 import { pino, type DestinationStream } from 'pino';
+import { FaasnapError } from '../common/errors.js';
+import { jailMissing } from '../process/jail.js';
 import { daemonInfoPath } from '../common/daemon-info.js';
 import { buildApi, API_VERSION } from './api.js';
 import { apiToken, isLoopback } from './auth.js';
@@ -22,7 +25,7 @@ import { Snapshots } from './snapshots.js';
 import { Store } from './store/index.js';
 import { tlsFiles } from './tls.js';
 import { Traces } from './traces.js';
-import { VmManager } from './vms.js';
+import { VmManager, type VmJail } from './vms.js';
 
 export interface Daemon {
   readonly config: DaemonConfig;
@@ -52,7 +55,7 @@ export async function createDaemon(
   const token = apiToken(config);
   const tls = tlsFiles(config);
   const store = Store.open(paths.db);
-  const vms = new VmManager(config.poolSize, config);
+  const vms = new VmManager(config.poolSize, config, vmJail(config, paths));
   const runtimes = opts.runtimes ?? defaultRuntimes(config.guest);
   const metrics = new Metrics({
     poolSize: config.poolSize,
@@ -80,6 +83,8 @@ export async function createDaemon(
     version: API_VERSION,
   };
   const app = await buildApi(ctx, { logger: log, token, tls });
+  if (!config.jail)
+    log.warn("VMM processes run unjailed, with the daemon's privileges (--jail; docs/security.md)");
   if (!isLoopback(config.host) && !tls)
     log.warn(
       { host: config.host },
@@ -121,6 +126,29 @@ export async function createDaemon(
     },
   };
   return daemon;
+}
+
+/**
+ * The jail of VMM processes when config.jail: it needs root and util-linux (DAEMON_CONFIG
+ * otherwise, naming what is missing).
+ */
+function vmJail(config: DaemonConfig, paths: ReturnType<typeof dataPaths>): VmJail | undefined {
+  if (!config.jail) return undefined;
+  const missing = jailMissing();
+  if (missing.length)
+    throw new FaasnapError(
+      'DAEMON_CONFIG',
+      `cannot jail VMM processes: missing ${missing.join(', ')}`,
+      {
+        missing,
+      },
+    );
+  mkdirSync(paths.snapshots, { recursive: true });
+  return {
+    root: paths.jailRoot,
+    readOnly: [config.guest.kernel, config.guest.rootfs].flatMap((p) => (p ? [dirname(p)] : [])),
+    readWrite: [paths.snapshots],
+  };
 }
 
 /** An address as a URL's host: IPv6 literals in brackets. */

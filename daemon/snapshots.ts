@@ -5,7 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { copyFile, mkdir, readdir, rm } from 'node:fs/promises';
+import { chown, copyFile, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FaasnapError, errorBody as commonErrorBody, type ErrorBody } from '../common/errors.js';
 import type { VmmProcess } from '../process/client.js';
@@ -39,13 +39,28 @@ export class Snapshots {
     return `snap-${randomBytes(6).toString('hex')}`;
   }
 
+  /**
+   * Lets the jailed VMM process `vmm` create files in `dir` (a snapshot it writes or records
+   * into) until the returned function takes everything in `dir` back for the daemon's user.
+   * Unjailed processes run as the daemon's user already: nothing to do.
+   */
+  async lend(dir: string, vmm: VmmProcess): Promise<() => Promise<void>> {
+    const uid = vmm.jailUid;
+    if (uid === undefined) return async () => undefined;
+    await mkdir(dir, { recursive: true });
+    await chown(dir, uid, uid);
+    return () => chownTree(dir, process.getuid!(), process.getgid!());
+  }
+
   /** Snapshots the paused VM in `vmm` into a new directory; the row is complete only afterwards. */
   async createFromVm(fn: string, vmm: VmmProcess): Promise<SnapshotT> {
     const id = this.newId();
     const dir = this.dirOf(id);
     this.store.insert({ id, function: fn, kind: 'base', dir });
     try {
+      const reclaim = await this.lend(dir, vmm);
       const info = await vmm.call<{ memoryBytes: number }>({ type: 'snapshot', dir });
+      await reclaim();
       return this.store.update(id, { status: 'complete', memoryBytes: info.memoryBytes });
     } catch (e) {
       await rm(dir, { recursive: true, force: true });
@@ -191,6 +206,15 @@ export class Snapshots {
     } catch {
       return false;
     }
+  }
+}
+
+async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
+  await chown(dir, uid, gid);
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) await chownTree(p, uid, gid);
+    else await chown(p, uid, gid);
   }
 }
 

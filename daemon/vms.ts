@@ -3,12 +3,22 @@
 // (the invoker's idle warm VMs) to free capacity, and reports VMM process crashes.
 
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FaasnapError } from '../common/errors.js';
 import { processAlive } from '../common/process.js';
 import type { VmmProcess } from '../process/client.js';
+import { jailIds, vmmRuntimePaths } from '../process/jail.js';
 import { VmmPool } from '../process/pool.js';
 import type { RuntimeVm } from './runtime/runtime.js';
 import type { VmT } from './schemas.js';
@@ -23,6 +33,19 @@ export interface LiveVm {
 export interface VmLimits {
   maxVms: number;
   maxMemoryMiB: number;
+}
+
+/** Where jailed VMM processes live and what they see besides their runtime (process/jail.ts). */
+export interface VmJail {
+  /** An empty directory to mount each jail's root on. */
+  root: string;
+  /** Paths VMM processes read (guest images); those that do not exist are left out. */
+  readOnly: string[];
+  /**
+   * Paths they write in (the snapshots directory), read-write as mounts: what they may write
+   * there is decided by ownership (a snapshot being written is lent to its VMM's uid).
+   */
+  readWrite: string[];
 }
 
 /**
@@ -42,8 +65,23 @@ export class VmManager {
   constructor(
     poolSize: number,
     private readonly limits: VmLimits,
+    jail?: VmJail,
   ) {
-    this.pool = new VmmPool(poolSize);
+    if (!jail) {
+      this.pool = new VmmPool(poolSize);
+      return;
+    }
+    mkdirSync(jail.root, { recursive: true });
+    // Each VMM process has a uid of its own: the socket directory works like /tmp (anyone may
+    // create an entry, only its owner may remove it).
+    chmodSync(this.socketDir, 0o1733);
+    const nextId = jailIds();
+    const readOnly = [...vmmRuntimePaths(), ...jail.readOnly].filter((p) => existsSync(p));
+    const readWrite = [this.socketDir, ...jail.readWrite];
+    this.pool = new VmmPool(poolSize, () => {
+      const id = nextId();
+      return { mountPoint: jail.root, uid: id, gid: id, readOnly, readWrite, maxFiles: 1024 };
+    });
   }
 
   list(): VmT[] {

@@ -1,6 +1,6 @@
-// Controller side of one VMM process: forks process/worker.js, sends typed actions and
-// matches replies by id. A crash of the process fails every pending call with VMM_CRASHED and
-// is reported once through onExit.
+// Controller side of one VMM process: forks process/worker.js (in a jail when given one,
+// process/jail.ts), sends typed actions and matches replies by id. A crash of the process fails
+// every pending call with VMM_CRASHED and is reported once through onExit.
 
 import { scaledMs } from '../common/time-scale.js';
 import { fork, type ChildProcess } from 'node:child_process';
@@ -8,6 +8,7 @@ import { getPriority, setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { FaasnapError, errorFromBody } from '../common/errors.js';
 import { BACKGROUND_NICE, setProcessNice } from './priority.js';
+import { jailedPid, killJailed, spawnJailed, type JailSpec } from './jail.js';
 import type { Action, ErrorBody, Event, Reply } from './protocol.js';
 
 type ActionBody = Action extends infer A
@@ -24,7 +25,10 @@ const BACKGROUND_START_TIMEOUT_MS = scaledMs(60_000);
 const CONSOLE_TAIL_BYTES = 4096;
 
 export class VmmProcess {
+  /** The VMM process's own (host) PID: jailed, the child of `unshare`. */
   readonly pid: number;
+  /** Jailed: the uid (= gid) the process runs as; files it must write are lent to it. */
+  readonly jailUid: number | undefined;
   /** Console output of the guest, as it arrives. */
   onConsole: ((chunk: Uint8Array) => void) | undefined;
   /** The VM inside stopped (guest exit, error, or stop). */
@@ -39,11 +43,17 @@ export class VmmProcess {
   >();
   private exited = false;
   private background = false;
+  private readonly jailed: boolean;
   /** What the process reported before it died of an uncaught error. */
   private crashReport: ErrorBody | undefined;
 
-  private constructor(private readonly child: ChildProcess) {
-    this.pid = child.pid!;
+  private constructor(
+    private readonly child: ChildProcess,
+    jail: JailSpec | undefined,
+  ) {
+    this.jailed = jail !== undefined;
+    this.jailUid = jail?.uid;
+    this.pid = (jail ? jailedPid(child.pid!) : undefined) ?? child.pid!;
     child.on('message', (m: Reply | Event) => this.onMessage(m));
     child.on('exit', (code, signal) => {
       this.exited = true;
@@ -63,16 +73,25 @@ export class VmmProcess {
    * A `background` process starts at the lowest CPU priority (its start-up, ~0.4 s of CPU here,
    * then only uses idle CPU); `foreground()` restores it. See priority.ts.
    */
-  static spawn(opts: { background?: boolean; signal?: AbortSignal } = {}): Promise<VmmProcess> {
+  static spawn(
+    opts: { background?: boolean; signal?: AbortSignal; jail?: JailSpec } = {},
+  ): Promise<VmmProcess> {
     return new Promise((resolve, reject) => {
       if (opts.signal?.aborted) {
         reject(new FaasnapError('VMM_START_FAILED', 'start-up cancelled'));
         return;
       }
-      const child = fork(WORKER, [], {
-        serialization: 'advanced',
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      });
+      const { jail } = opts;
+      const child = jail
+        ? spawnJailed(jail, [process.execPath, ...process.execArgv, WORKER])
+        : fork(WORKER, [], {
+            serialization: 'advanced',
+            stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+          });
+      const kill = (): void => {
+        if (jail) killJailed(child.pid!);
+        else child.kill('SIGKILL');
+      };
       // A cancelled start-up (the pool closing) kills the child at once instead of leaving it to
       // finish starting, or to its timeout, with the caller gone.
       const onAbort = (): void => {
@@ -81,7 +100,7 @@ export class VmmProcess {
         child.once('exit', () =>
           reject(new FaasnapError('VMM_START_FAILED', 'start-up cancelled')),
         );
-        child.kill('SIGKILL');
+        kill();
       };
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       // At once, so that start-up itself runs in the background; threads Node started before
@@ -90,7 +109,7 @@ export class VmmProcess {
       const timeoutMs = opts.background ? BACKGROUND_START_TIMEOUT_MS : START_TIMEOUT_MS;
       const timer = setTimeout(() => {
         opts.signal?.removeEventListener('abort', onAbort);
-        child.kill('SIGKILL');
+        kill();
         reject(new FaasnapError('VMM_START_FAILED', `no ready message within ${timeoutMs} ms`));
       }, timeoutMs);
       const onEarlyExit = (code: number | null): void => {
@@ -106,11 +125,11 @@ export class VmmProcess {
         child.off('exit', onEarlyExit);
         opts.signal?.removeEventListener('abort', onAbort);
         if (m.event !== 'ready') {
-          child.kill('SIGKILL');
+          kill();
           reject(new FaasnapError('VMM_START_FAILED', 'unexpected first message'));
           return;
         }
-        const p = new VmmProcess(child);
+        const p = new VmmProcess(child, jail);
         if (opts.background) {
           p.background = true;
           setProcessNice(p.pid, BACKGROUND_NICE);
@@ -146,7 +165,8 @@ export class VmmProcess {
     if (this.exited) return Promise.resolve();
     return new Promise((resolve) => {
       this.child.once('exit', () => resolve());
-      this.child.kill('SIGKILL');
+      if (this.jailed) killJailed(this.child.pid!);
+      else this.child.kill('SIGKILL');
     });
   }
 

@@ -5,6 +5,7 @@
 
 import { FaasnapError } from '../common/errors.js';
 import { VmmProcess } from './client.js';
+import type { JailSpec } from './jail.js';
 import { canStartInBackground } from './priority.js';
 
 export class VmmPool {
@@ -15,7 +16,11 @@ export class VmmPool {
   private readonly closing = new AbortController();
   private readonly starting = new Set<Promise<void>>();
 
-  constructor(readonly size: number) {}
+  /** `jail` gives each new process its jail (a uid of its own), if processes are jailed. */
+  constructor(
+    readonly size: number,
+    private readonly jail?: () => JailSpec,
+  ) {}
 
   /** Starts processes until `size` are idle. */
   async fill(): Promise<void> {
@@ -33,7 +38,7 @@ export class VmmPool {
     let p: VmmProcess | undefined;
     while ((p = this.idle.shift()) && !p.alive);
     void this.fill().catch(() => undefined);
-    if (!p) return VmmProcess.spawn();
+    if (!p) return VmmProcess.spawn({ jail: this.jail?.() });
     p.foreground();
     return p;
   }
@@ -58,6 +63,7 @@ export class VmmPool {
       const p = await VmmProcess.spawn({
         background: canStartInBackground(),
         signal: this.closing.signal,
+        jail: this.jail?.(),
       });
       if (this.closed) await p.kill();
       else this.idle.push(p);

@@ -19,6 +19,7 @@ import {
 } from '../restore/record.js';
 import { createSnapshot, restoreSnapshot } from '../restore/snapshot.js';
 import { Vm } from '../vmm/vm.js';
+import { JAIL_FD_ENV } from './jail.js';
 import {
   ActionSchema,
   type Action,
@@ -28,7 +29,9 @@ import {
   type VmmStats,
 } from './protocol.js';
 
-const kvm = Kvm.open();
+// Jailed, the process has no /dev: it inherits /dev/kvm opened by the daemon (process/jail.ts).
+const inheritedKvm = process.env[JAIL_FD_ENV.kvm];
+const kvm = inheritedKvm ? Kvm.fromFd(Number(inheritedKvm)) : Kvm.open();
 // Warm-up before `ready`: the first VM a fresh Node process creates runs cold (unoptimised JS,
 // first-touch allocations); a throw-away VM moves that cost off the restore path.
 Vm.create({ memMiB: 8, vcpus: 1 }, kvm).stop();

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include <cerrno>
+#include <cstdlib>
 
 #include "common.h"
 
@@ -50,17 +51,20 @@ static Napi::Value EventFdRead(const Napi::CallbackInfo& info) {
 }
 
 // userfaultfd(2); falls back to /dev/userfaultfd where the syscall is restricted to privileged
-// users (vm.unprivileged_userfaultfd=0) but the device node is accessible.
+// users (vm.unprivileged_userfaultfd=0): to a descriptor of it the process inherited
+// (FAASNAP_USERFAULTFD_FD: a jailed VMM process, which has no device nodes and no privileges,
+// process/jail.ts), else to the device node if it is accessible.
 static Napi::Value UserfaultFd(const Napi::CallbackInfo& info) {
   int flags = ArgInt(info, 0) | O_CLOEXEC;
   int fd = static_cast<int>(syscall(SYS_userfaultfd, flags));
   if (fd < 0) {
     int err = errno;
-    int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+    const char* inherited = getenv("FAASNAP_USERFAULTFD_FD");
+    int dev = inherited && *inherited ? atoi(inherited) : open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
     if (dev < 0) ThrowErrno(info.Env(), "userfaultfd", err);
     fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
     err = errno;
-    close(dev);
+    if (!(inherited && *inherited)) close(dev);
     if (fd < 0) ThrowErrno(info.Env(), "ioctl(USERFAULTFD_IOC_NEW)", err);
   }
   return Napi::Number::New(info.Env(), fd);

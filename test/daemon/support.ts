@@ -161,7 +161,15 @@ export async function request(
       headers['content-type'] = 'application/json';
     }
   }
-  const r = await fetch(url + path, init);
+  let r: Response;
+  try {
+    r = await fetch(url + path, init);
+  } catch (e) {
+    // fetch's own message names neither the request nor when it failed.
+    throw new Error(`${method} ${path} at ${new Date().toISOString()}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
   const text = await r.text();
   const contentType = r.headers.get('content-type') ?? '';
   let parsed: unknown = text;

@@ -56,6 +56,11 @@ export class Kvm {
     }
   }
 
+  /** /dev/kvm opened by someone else: a jailed VMM process inherits it (process/jail.ts). */
+  static fromFd(fd: number): Kvm {
+    return new Kvm(fd);
+  }
+
   static available(path = '/dev/kvm'): boolean {
     return existsSync(path);
   }

@@ -1,0 +1,88 @@
+// A daemon with jailed VMM processes (--jail), on real KVM: a function deploys (its snapshot
+// written and its working sets recorded from inside jails, then handed back to the daemon's
+// user) and answers correctly in every memory mode; the VMM processes run as uids of their own
+// with no capabilities and no_new_privs, in PID, network and mount namespaces of their own.
+// What a jailed process cannot do is tested in test/process/jail.test.ts.
+
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { scaledMs } from '../../common/time-scale.js';
+import { JAIL_ID_BASE } from '../../process/jail.js';
+import { kvmTest } from '../kvm/support.js';
+import { TOUCH_FN, startDaemon, touchExpected, waitForState, walk } from './support.js';
+
+/** Processes running as a jail uid, with what /proc tells about them. */
+function jailedProcesses() {
+  const out: { pid: string; uid: number; capEff: string; noNewPrivs: string }[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    let status: string;
+    try {
+      status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
+    if (uid >= JAIL_ID_BASE)
+      out.push({
+        pid,
+        uid,
+        capEff: /^CapEff:\s+(\S+)/m.exec(status)![1]!,
+        noNewPrivs: /^NoNewPrivs:\s+(\S+)/m.exec(status)![1]!,
+      });
+  }
+  return out;
+}
+
+const ns = (pid: string | number, kind: string): string => readlinkSync(`/proc/${pid}/ns/${kind}`);
+
+kvmTest(
+  'jailed VMM processes deploy and invoke in every mode, unprivileged and in namespaces of their own',
+  async () => {
+    const d = await startDaemon({ jail: true, poolSize: 1 });
+    try {
+      const health = await d.call('GET', '/healthz');
+      assert.deepEqual(health.body.jail, { enabled: true, missing: [] });
+
+      assert.equal((await d.call('POST', '/functions', TOUCH_FN)).status, 201);
+      assert.equal((await d.call('POST', `/functions/${TOUCH_FN.name}/deploy`)).status, 202);
+      const ready = await waitForState(d.call, TOUCH_FN.name, 'ready', scaledMs(60000));
+      assert.equal(ready.body.reached, true, JSON.stringify(ready.body));
+      // Written from inside jails, every file of the snapshot is the daemon's again.
+      const dir = join(d.dir, 'snapshots', ready.body.function.readySnapshot as string);
+      const owners = new Set(
+        readdirSync(dir, { recursive: true }).map((f) => statSync(join(dir, String(f))).uid),
+      );
+      assert.deepEqual([...owners], [process.getuid!()]);
+
+      for (const [i, mode] of ['faasnap', 'reap', 'vanilla', 'eager', 'cached'].entries()) {
+        const pages = walk(i * 200, 900, 5 + 2 * i);
+        const r = await d.call('POST', `/functions/${TOUCH_FN.name}/invocations`, {
+          mode,
+          params: { pages },
+        });
+        assert.equal(r.body.status, 'succeeded', `${mode}: ${r.text}`);
+        assert.equal(r.body.result.checksum, touchExpected(pages), mode);
+      }
+
+      // The pool's idle process (refilled after the last invocation) is jailed.
+      let jailed = jailedProcesses();
+      for (const deadline = Date.now() + scaledMs(60_000); !jailed.length;) {
+        assert.ok(Date.now() < deadline, 'no jailed VMM process appeared');
+        await new Promise((r) => setTimeout(r, 200));
+        jailed = jailedProcesses();
+      }
+      for (const p of jailed) {
+        assert.equal(p.capEff, '0000000000000000', `pid ${p.pid}`);
+        assert.equal(p.noNewPrivs, '1', `pid ${p.pid}`);
+        for (const kind of ['pid', 'net', 'mnt', 'ipc', 'uts'])
+          assert.notEqual(ns(p.pid, kind), ns(process.pid, kind), `pid ${p.pid}: ${kind}`);
+      }
+      assert.equal(new Set(jailed.map((p) => p.uid)).size, jailed.length, 'a uid per process');
+    } finally {
+      await d.stop();
+    }
+    assert.deepEqual(jailedProcesses(), [], 'no jailed process outlives the daemon');
+  },
+  300_000,
+);
