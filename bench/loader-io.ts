@@ -167,9 +167,12 @@ export type IoVariant = 'cached' | 'vanilla' | FaasnapVariant;
  *   memrand   MADV_RANDOM on the memory-file mappings (no fault read-around there)
  *   lsrand    MADV_RANDOM on the loading-set mappings
  *   lsfadv    POSIX_FADV_RANDOM on the loading-set file (its handle: mappings and prefetch reads)
- *   populate  the prefetcher populates guest page tables after each read (PrefetchOptions)
+ *   populate  the prefetcher populates guest page tables after each read (what restores do since
+ *             #15; without it, the behaviour before)
+ *   wait      the toucher starts only when prefetching is done (no race with the prefetcher:
+ *             its remaining major faults are on pages outside the loading set)
  */
-const KNOBS = ['memrand', 'lsrand', 'lsfadv', 'populate'] as const;
+const KNOBS = ['memrand', 'lsrand', 'lsfadv', 'populate', 'wait'] as const;
 type Knob = (typeof KNOBS)[number];
 
 function parseVariant(name: string): { base: IoVariant; knobs: Set<Knob> } {
@@ -324,6 +327,7 @@ async function runOnce(s: Setup, name: string): Promise<IoSample> {
       const populate = knobs.has('populate') ? { ram, plan } : undefined;
       prefetch = Prefetcher.forVariant(s.manifest, files, variant, { populate }).done;
     }
+    if (knobs.has('wait')) await prefetch;
     const touch = await toucher.go();
     const ms = performance.now() - t0;
     const p = await prefetch;
@@ -418,7 +422,7 @@ async function main(): Promise<void> {
       'twiceMiB',
       'memfileWasteMiB',
     ];
-    console.log(['variant'.padEnd(22), ...cols.map((c) => c.padStart(15))].join(''));
+    console.log(['variant'.padEnd(22), ...cols.map((c) => c.padStart(16))].join(''));
     for (const v of variants) {
       const mine = samples.filter((x) => x.variant === v);
       console.log(
@@ -427,7 +431,7 @@ async function main(): Promise<void> {
           ...cols.map((c) =>
             median(mine.map((x) => x[c] as number))
               .toFixed(1)
-              .padStart(15),
+              .padStart(16),
           ),
         ].join(''),
       );
