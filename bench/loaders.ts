@@ -23,7 +23,8 @@ import { dropPageCache, loadPageCache } from '../vmm/snapshot/memory-dump.js';
 import { recordFaasnap, recordReap } from '../restore/record.js';
 import { createSnapshot, snapshotPaths } from '../restore/snapshot.js';
 import { readFileSync } from 'node:fs';
-import { summarize, type Summary } from './stats.js';
+import { limitDistances, summarize, type LimitDistance, type Summary } from './stats.js';
+import { timeColdRead } from './cold-read.js';
 
 export interface LoaderBenchOptions {
   modes: MemoryMode[];
@@ -52,6 +53,14 @@ export interface LoaderBenchResult {
     string,
     { e2eMs: Summary; restoreMs: Summary; majorFaults: Summary; readMiB: Summary }
   >;
+  /**
+   * The physical limit (issue #15): `readMs`, the loading set read alone from a dropped cache
+   * (once per repeat, interleaved with the modes); `warmMs`, the guest's run with nothing left to
+   * load. The touch guest runs once per VM, so `warmMs` is the `cached` mode's run phase (resume
+   * to exit, memory in the page cache: an upper estimate of warm). `distances`: each mode's
+   * e2e median against max(warm, read).
+   */
+  limit: { readMs: Summary; warmMs?: number; distances: Record<string, LimitDistance> };
 }
 
 /** A scrambled walk over `count` pages starting at `first` (deterministic). */
@@ -100,7 +109,10 @@ export async function runLoaderBench(opts: LoaderBenchOptions): Promise<LoaderBe
     await pool.fill();
 
     const samples: Record<string, LoaderSample[]> = {};
+    const readMs: number[] = [];
     for (let r = 0; r < opts.repeats; r++) {
+      progress(`repeat ${r + 1}/${opts.repeats}: loading-set read alone`);
+      readMs.push((await timeColdRead(paths.loadingSetFile)).ms);
       for (const mode of opts.modes) {
         progress(`repeat ${r + 1}/${opts.repeats}: ${mode}`);
         if (mode === 'cached') await loadPageCache(paths.memoryFile);
@@ -144,7 +156,20 @@ export async function runLoaderBench(opts: LoaderBenchOptions): Promise<LoaderBe
         readMiB: summarize(s.map((x) => x.stats.readBytes / 2 ** 20)),
       };
     }
+    const warmMs = samples.cached
+      ? summarize(samples.cached.map((x) => x.runMs)).median
+      : undefined;
+    const read = summarize(readMs);
+    const limit = {
+      readMs: read,
+      warmMs,
+      distances: limitDistances(
+        Object.fromEntries(Object.entries(summary).map(([m, s]) => [m, s.e2eMs.median])),
+        { readMs: read.median, warmMs },
+      ),
+    };
     return {
+      limit,
       memMiB,
       snapshotBytes: image.length,
       loadingSetBytes: rec.manifest.file.size,

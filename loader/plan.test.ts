@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { isFaasnapError } from '../common/errors.js';
 import { NO_GROUP } from './groups.js';
 import { computeLoadingSet, layoutLoadingSet, type LoadingSetRegion } from './loading-set.js';
-import { FAASNAP_VARIANTS, mappingPlan, prefetchPlan, type MapOp } from './plan.js';
+import {
+  FAASNAP_VARIANTS,
+  PrefetchTargets,
+  mappingPlan,
+  prefetchPlan,
+  type MapOp,
+} from './plan.js';
 import { nonZeroPages, scanBuffer } from './regions.js';
 import { P, prng } from './fixtures.js';
 
@@ -203,4 +209,48 @@ test('prefetch reads the loading-set file front to back in chunks', () => {
       [4, 2],
     ],
   );
+});
+
+test('prefetch targets: each read maps back to the guest ranges its bytes are mapped at', () => {
+  // Loading set: guest [8 MiB, +2 MiB+P) at file 0 (group 0), guest [0, 3 MiB) at file 2 MiB+P.
+  const set = layoutLoadingSet([
+    { memOffset: 0, length: 3 * MiB, group: 1 },
+    { memOffset: 8 * MiB, length: 2 * MiB + P, group: 0 },
+  ]);
+  const nonZero = [{ offset: 0, length: 16 * MiB }];
+  const plan = mappingPlan(16 * MiB, nonZero, set, 'faasnap', { boundaries: [MiB] });
+  const targets = new PrefetchTargets(plan);
+  const ranges = (r: ReturnType<typeof prefetchPlan>[number]): number[][] =>
+    targets.of(r).map((t) => [t.guestOffset / P, t.length / P]);
+  assert.deepEqual(prefetchPlan(set).map(ranges), [
+    [[(8 * MiB) / P, 512]],
+    // The second chunk ends region 0 (one page) and starts region 1, which the 1 MiB boundary cut.
+    [
+      [(10 * MiB) / P, 1],
+      [0, 256],
+      [MiB / P, 255],
+    ],
+    [[(MiB + 255 * P) / P, 257]],
+  ]);
+  // Every byte the loader reads is mapped somewhere, once.
+  const total = (v: 'faasnap' | 'no-compact-file'): number => {
+    const t = new PrefetchTargets(mappingPlan(16 * MiB, nonZero, set, v));
+    return prefetchPlan(set, v)
+      .flatMap((r) => t.of(r))
+      .reduce((n, x) => n + x.length, 0);
+  };
+  assert.equal(total('faasnap'), 5 * MiB + P);
+  // Without the compact file the memory file is mapped as one coalesced region: reads land at
+  // their own offsets.
+  const nc = mappingPlan(16 * MiB, nonZero, set, 'no-compact-file');
+  assert.deepEqual(
+    prefetchPlan(set, 'no-compact-file').map((r) => new PrefetchTargets(nc).of(r)),
+    prefetchPlan(set, 'no-compact-file').map((r) => [
+      { guestOffset: r.fileOffset, length: r.length },
+    ]),
+  );
+  assert.equal(total('no-compact-file'), 5 * MiB + P);
+  assert.deepEqual(new PrefetchTargets(plan).of({ source: 'memfile', fileOffset: 0, length: P }), [
+    { guestOffset: 0, length: P },
+  ]);
 });

@@ -189,3 +189,41 @@ export function prefetchPlan(
   }
   return reads;
 }
+
+/**
+ * Where one prefetch read lands in guest memory: the parts of the mappings of `read.source`
+ * that map the bytes just read, as guest ranges. The loader populates the page tables there
+ * once the read is done (MADV_POPULATE_READ), so the guest's first touches of those pages take
+ * no host fault at all instead of a minor one. `ops` must be one mapping plan: the ops of one
+ * kind map disjoint file ranges (loading-set regions; memory-file regions, coalesced).
+ */
+export class PrefetchTargets {
+  private readonly ops: Record<PrefetchRead['source'], MapOp[]>;
+
+  constructor(plan: readonly MapOp[]) {
+    const byFile = (kind: MapOp['kind']): MapOp[] =>
+      plan.filter((o) => o.kind === kind).sort((a, b) => a.fileOffset - b.fileOffset);
+    this.ops = { loadset: byFile('loadset'), memfile: byFile('memfile') };
+  }
+
+  of(read: PrefetchRead): { guestOffset: number; length: number }[] {
+    const ops = this.ops[read.source];
+    const start = read.fileOffset;
+    const end = start + read.length;
+    // First op that ends after the read starts.
+    let lo = 0;
+    for (let hi = ops.length; lo < hi;) {
+      const mid = (lo + hi) >> 1;
+      if (ops[mid]!.fileOffset + ops[mid]!.length <= start) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: { guestOffset: number; length: number }[] = [];
+    for (let i = lo; i < ops.length && ops[i]!.fileOffset < end; i++) {
+      const op = ops[i]!;
+      const from = Math.max(start, op.fileOffset);
+      const to = Math.min(end, op.fileOffset + op.length);
+      out.push({ guestOffset: op.guestOffset + (from - op.fileOffset), length: to - from });
+    }
+    return out;
+  }
+}

@@ -114,7 +114,14 @@ export interface VmmStats {
   minorFaults: number;
   /** Bytes this process caused to be read from storage (/proc/self/io read_bytes). */
   readBytes: number;
-  prefetch?: { bytes: number; ms: number; cancelled: boolean };
+  /** FaaSnap's prefetcher; populated: bytes of guest RAM whose page tables it filled (#15). */
+  prefetch?: {
+    bytes: number;
+    ms: number;
+    cancelled: boolean;
+    populated?: number;
+    populateMs?: number;
+  };
   /** The memory loader failed (SNAPSHOT_IO): whatever the guest answered must not count. */
   loaderError?: ErrorBody;
 }

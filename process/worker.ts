@@ -142,8 +142,8 @@ async function dispatch(a: Action): Promise<unknown> {
           agentSocket: a.agentSocket,
         }),
       );
-      void v.loader?.prefetch?.then(({ bytes, ms, cancelled }) => {
-        prefetchStats = { bytes, ms, cancelled };
+      void v.loader?.prefetch?.then(({ bytes, ms, cancelled, populated, populateMs }) => {
+        prefetchStats = { bytes, ms, cancelled, populated, populateMs };
       });
       return { phases: v.phases.phases };
     }

@@ -193,9 +193,13 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
         }
         default: {
           const files = { memoryFile, loadingSet: { fh: loadingSet!, path: paths.loadingSetFile } };
-          mapFaasnapMemory(vm.guestRam, manifest!, files, variant!);
-          // Concurrent paging starts now, while the VM's state is restored and it resumes.
-          const prefetcher = Prefetcher.forVariant(manifest!, files, variant!);
+          const plan = mapFaasnapMemory(vm.guestRam, manifest!, files, variant!);
+          // Concurrent paging starts now, while the VM's state is restored and it resumes. Each
+          // read's pages are also mapped into guest RAM (issue #15: the guest's first touches of
+          // prefetched pages then take no host fault; bench/loader-io.ts measures it).
+          const prefetcher = Prefetcher.forVariant(manifest!, files, variant!, {
+            populate: { ram: vm.guestRam, plan },
+          });
           // The mappings hold the file; the handle closes once the prefetcher let go of it.
           handedOver = true;
           vm.own({

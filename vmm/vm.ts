@@ -93,7 +93,13 @@ export class Vm {
         mode: string;
         /** Guest RAM is (partly) a private mapping of snapshot files. */
         fileBacked: boolean;
-        prefetch?: Promise<{ bytes: number; ms: number; cancelled: boolean }>;
+        prefetch?: Promise<{
+          bytes: number;
+          ms: number;
+          cancelled: boolean;
+          populated?: number;
+          populateMs?: number;
+        }>;
         /** REAP: the working set installed before resume and the faults served since. */
         reap?: { stats(): { pagesPrefetched: number; faultsServed: number } };
         /** The loader's failure so far (SNAPSHOT_IO): the guest may have seen wrong memory. */

@@ -97,7 +97,11 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   c.Set("MADV_DONTFORK", Napi::Number::New(env, MADV_DONTFORK));
   c.Set("MADV_HUGEPAGE", Napi::Number::New(env, MADV_HUGEPAGE));
   c.Set("MADV_NOHUGEPAGE", Napi::Number::New(env, MADV_NOHUGEPAGE));
+#ifdef MADV_POPULATE_READ
+  c.Set("MADV_POPULATE_READ", Napi::Number::New(env, MADV_POPULATE_READ));
+#endif
   c.Set("POSIX_FADV_NORMAL", Napi::Number::New(env, POSIX_FADV_NORMAL));
+  c.Set("POSIX_FADV_RANDOM", Napi::Number::New(env, POSIX_FADV_RANDOM));
   c.Set("POSIX_FADV_SEQUENTIAL", Napi::Number::New(env, POSIX_FADV_SEQUENTIAL));
   c.Set("POSIX_FADV_WILLNEED", Napi::Number::New(env, POSIX_FADV_WILLNEED));
   c.Set("POSIX_FADV_DONTNEED", Napi::Number::New(env, POSIX_FADV_DONTNEED));
