@@ -25,6 +25,14 @@ import { readStateFile, writeStateFile } from '../vmm/snapshot/state-file.js';
 import { VmConfigSchema, VmSavedStateSchema } from '../vmm/snapshot/vm-state.js';
 import type { Static } from '@sinclair/typebox';
 
+/**
+ * Whether FaaSnap's prefetcher also maps each read's pages into guest RAM (MADV_POPULATE_READ),
+ * so that the guest's first touches take no host fault. Off until it is measured under KVM: on
+ * PVM (bench/loader-io.ts, issue #15) it removed most minor faults but gained no time, and it
+ * adds work on the VMM's JS thread. FAASNAP_PREFETCH_POPULATE=1 turns it on for benchmarks.
+ */
+const PREFETCH_POPULATE = process.env.FAASNAP_PREFETCH_POPULATE === '1';
+
 export const STATE_FILE = 'state.bin';
 export const MEMORY_FILE = 'memory.bin';
 export const LOADING_SET_FILE = 'loading-set.bin';
@@ -194,11 +202,9 @@ export async function restoreSnapshot(dir: string, opts: RestoreOptions): Promis
         default: {
           const files = { memoryFile, loadingSet: { fh: loadingSet!, path: paths.loadingSetFile } };
           const plan = mapFaasnapMemory(vm.guestRam, manifest!, files, variant!);
-          // Concurrent paging starts now, while the VM's state is restored and it resumes. Each
-          // read's pages are also mapped into guest RAM (issue #15: the guest's first touches of
-          // prefetched pages then take no host fault; bench/loader-io.ts measures it).
+          // Concurrent paging starts now, while the VM's state is restored and it resumes.
           const prefetcher = Prefetcher.forVariant(manifest!, files, variant!, {
-            populate: { ram: vm.guestRam, plan },
+            populate: PREFETCH_POPULATE ? { ram: vm.guestRam, plan } : undefined,
           });
           // The mappings hold the file; the handle closes once the prefetcher let go of it.
           handedOver = true;
