@@ -24,6 +24,10 @@ export const ERRORS = {
   CONSOLE_WAIT_TIMEOUT: { status: 504, message: 'guest console output did not match in time' },
   // VMM processes
   VMM_CRASHED: { status: 502, message: 'the VMM process exited unexpectedly' },
+  VMM_MEMORY_LIMIT: {
+    status: 502,
+    message: 'the VMM process was killed for exceeding its memory limit (cgroup)',
+  },
   VMM_START_FAILED: { status: 503, message: 'a VMM process could not be started' },
   VMM_INTERNAL: { status: 500, message: 'internal error in the VMM process (a bug: report it)' },
   // Virtio

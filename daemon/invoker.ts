@@ -193,7 +193,7 @@ export class Invoker {
           if (restoreStart !== undefined)
             await this.recordVmmStats(vm, rec, restoreStart).catch((e: unknown) => {
               // A crashed VMM already failed the run with the better error.
-              if (run.ok || !isFaasnapError(e, 'VMM_CRASHED')) throw e;
+              if (run.ok || !vmmGone(e)) throw e;
             });
           if (!run.ok) throw run.e;
           outcome = run.o;
@@ -212,7 +212,7 @@ export class Invoker {
     } catch (e) {
       apiError = e;
       if (isFaasnapError(e)) e.details.phase = failedPhase(rec);
-      if (isFaasnapError(e, 'VMM_CRASHED')) metrics.vmmCrashes.inc();
+      if (vmmGone(e)) metrics.vmmCrashes.inc();
     }
 
     const durationMs = rec.elapsedMs();
@@ -315,4 +315,9 @@ export class Invoker {
     rec.root.setAttribute('faasnap.vmm.minor_faults', stats.minorFaults);
     rec.root.setAttribute('faasnap.vmm.read_bytes', stats.readBytes);
   }
+}
+
+/** The VMM process died: it crashed, or the kernel killed it at its cgroup memory limit. */
+function vmmGone(e: unknown): boolean {
+  return isFaasnapError(e, 'VMM_CRASHED') || isFaasnapError(e, 'VMM_MEMORY_LIMIT');
 }

@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { dirname } from 'node:path';
 import { pino, type DestinationStream } from 'pino';
 import { FaasnapError } from '../common/errors.js';
+import { VmmCgroups, cgroupMissing } from '../process/cgroup.js';
 import { jailMissing } from '../process/jail.js';
 import { daemonInfoPath } from '../common/daemon-info.js';
 import { buildApi, API_VERSION } from './api.js';
@@ -83,6 +84,9 @@ export async function createDaemon(
     version: API_VERSION,
   };
   const app = await buildApi(ctx, { logger: log, token, tls });
+  const cgroups = cgroupMissing();
+  if (config.jail && cgroups)
+    log.warn({ missing: cgroups }, 'VMM processes run jailed but without cgroup limits');
   if (!config.jail)
     log.warn("VMM processes run unjailed, with the daemon's privileges (--jail; docs/security.md)");
   if (!isLoopback(config.host) && !tls)
@@ -145,6 +149,10 @@ function vmJail(config: DaemonConfig, paths: ReturnType<typeof dataPaths>): VmJa
     );
   mkdirSync(paths.snapshots, { recursive: true });
   return {
+    // Without cgroup v2 the processes run jailed but without memory and CPU limits (/healthz
+    // and the start-up log say so).
+    cgroups: cgroupMissing() ? undefined : VmmCgroups.create(),
+    overheadMiB: 256,
     root: paths.jailRoot,
     readOnly: [config.guest.kernel, config.guest.rootfs].flatMap((p) => (p ? [dirname(p)] : [])),
     readWrite: [paths.snapshots],

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { FaasnapError } from '../common/errors.js';
 import { processAlive } from '../common/process.js';
 import type { VmmProcess } from '../process/client.js';
+import type { VmmCgroups } from '../process/cgroup.js';
 import { jailIds, vmmRuntimePaths } from '../process/jail.js';
 import { VmmPool } from '../process/pool.js';
 import type { RuntimeVm } from './runtime/runtime.js';
@@ -46,6 +47,10 @@ export interface VmJail {
    * there is decided by ownership (a snapshot being written is lent to its VMM's uid).
    */
   readWrite: string[];
+  /** A cgroup per VMM process under these, if the host has cgroup v2 (process/cgroup.ts). */
+  cgroups?: VmmCgroups | undefined;
+  /** Memory a VMM process may use beyond its guest's (Node, the VMM, page tables), MiB. */
+  overheadMiB: number;
 }
 
 /**
@@ -61,6 +66,8 @@ export class VmManager {
   private reclaimer: Reclaimer = async () => false;
   /** Agent sockets: short paths (sockaddr_un holds 107 bytes), removed with the daemon. */
   private readonly socketDir = makeSocketDir();
+  private readonly overheadMiB: number = 0;
+  private readonly cgroups: VmmCgroups | undefined;
 
   constructor(
     poolSize: number,
@@ -78,9 +85,22 @@ export class VmManager {
     const nextId = jailIds();
     const readOnly = [...vmmRuntimePaths(), ...jail.readOnly].filter((p) => existsSync(p));
     const readWrite = [this.socketDir, ...jail.readWrite];
+    this.overheadMiB = jail.overheadMiB;
+    this.cgroups = jail.cgroups;
     this.pool = new VmmPool(poolSize, () => {
       const id = nextId();
-      return { mountPoint: jail.root, uid: id, gid: id, readOnly, readWrite, maxFiles: 1024 };
+      // Idle, a process gets the overhead only; acquire() adds its guest's memory.
+      const cgroup = jail.cgroups?.add(`vmm-${id}`, 100);
+      cgroup?.limitMemory(jail.overheadMiB << 20);
+      return {
+        mountPoint: jail.root,
+        uid: id,
+        gid: id,
+        readOnly,
+        readWrite,
+        maxFiles: 1024,
+        cgroup,
+      };
     });
   }
 
@@ -156,6 +176,7 @@ export class VmManager {
     this.live.set(id, entry);
     try {
       const vmm = await this.pool.take();
+      vmm.limitMemory((req.memoryMiB + this.overheadMiB) << 20);
       entry.vmm = vmm;
       entry.info.pid = vmm.pid;
       return entry;
@@ -187,6 +208,7 @@ export class VmManager {
   async close(): Promise<void> {
     await Promise.all([...this.live.keys()].map((id) => this.release(id)));
     await this.pool.close();
+    this.cgroups?.remove();
     rmSync(this.socketDir, { recursive: true, force: true });
   }
 }

@@ -8,6 +8,7 @@ import { getPriority, setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { FaasnapError, errorFromBody } from '../common/errors.js';
 import { BACKGROUND_NICE, setProcessNice } from './priority.js';
+import type { VmmCgroup } from './cgroup.js';
 import { jailedPid, killJailed, spawnJailed, type JailSpec } from './jail.js';
 import type { Action, ErrorBody, Event, Reply } from './protocol.js';
 
@@ -44,6 +45,9 @@ export class VmmProcess {
   private exited = false;
   private background = false;
   private readonly jailed: boolean;
+  private readonly cgroup: VmmCgroup | undefined;
+  /** Why the process ended, for calls made afterwards. */
+  private exitError: FaasnapError | undefined;
   /** What the process reported before it died of an uncaught error. */
   private crashReport: ErrorBody | undefined;
 
@@ -54,15 +58,19 @@ export class VmmProcess {
     this.jailed = jail !== undefined;
     this.jailUid = jail?.uid;
     this.pid = (jail ? jailedPid(child.pid!) : undefined) ?? child.pid!;
+    this.cgroup = jail?.cgroup;
     child.on('message', (m: Reply | Event) => this.onMessage(m));
     child.on('exit', (code, signal) => {
       this.exited = true;
       const report = this.crashReport;
+      const oomKilled = (this.cgroup?.oomKills() ?? 0) > 0;
+      this.cgroup?.remove();
       const err = new FaasnapError(
-        'VMM_CRASHED',
-        `pid ${this.pid} exited (code ${code}, signal ${signal})${report ? `: ${report.message}` : ''}`,
+        oomKilled ? 'VMM_MEMORY_LIMIT' : 'VMM_CRASHED',
+        `pid ${this.pid} exited (code ${code}, signal ${signal})${oomKilled ? ': killed by the kernel at its cgroup memory limit' : ''}${report ? `: ${report.message}` : ''}`,
         report ? { ...report.details, crash: report.message } : {},
       );
+      this.exitError = err;
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
     });
@@ -88,9 +96,11 @@ export class VmmProcess {
             serialization: 'advanced',
             stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
           });
+      // Before it is ready, a process that dies takes its cgroup with it (after, VmmProcess does).
       const kill = (): void => {
         if (jail) killJailed(child.pid!);
         else child.kill('SIGKILL');
+        child.once('exit', () => jail?.cgroup?.remove());
       };
       // A cancelled start-up (the pool closing) kills the child at once instead of leaving it to
       // finish starting, or to its timeout, with the caller gone.
@@ -113,6 +123,7 @@ export class VmmProcess {
         reject(new FaasnapError('VMM_START_FAILED', `no ready message within ${timeoutMs} ms`));
       }, timeoutMs);
       const onEarlyExit = (code: number | null): void => {
+        jail?.cgroup?.remove();
         clearTimeout(timer);
         opts.signal?.removeEventListener('abort', onAbort);
         reject(
@@ -143,6 +154,11 @@ export class VmmProcess {
     return !this.exited;
   }
 
+  /** Limits the memory of a jailed process with a cgroup (else nothing to do). */
+  limitMemory(bytes: number): void {
+    this.cgroup?.limitMemory(bytes);
+  }
+
   /** Gives every thread of a background process the daemon's own priority again. */
   foreground(): void {
     if (!this.background) return;
@@ -152,7 +168,9 @@ export class VmmProcess {
 
   call<T = unknown>(action: ActionBody): Promise<T> {
     if (this.exited)
-      return Promise.reject(new FaasnapError('VMM_CRASHED', `pid ${this.pid} is gone`));
+      return Promise.reject(
+        this.exitError ?? new FaasnapError('VMM_CRASHED', `pid ${this.pid} is gone`),
+      );
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });

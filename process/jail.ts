@@ -8,7 +8,8 @@
 // and gid with no supplementary groups, no capabilities (bounding set cleared) and
 // no_new_privs (`setpriv`); no core dumps and a limit on open files. Devices it needs (/dev/kvm)
 // are opened by the daemon and inherited as file descriptors, so the jail has no device nodes
-// and the uid needs no group. The mounts live in the jail's own namespace: the host never sees
+// and the uid needs no group. With a cgroup (process/cgroup.ts) the process enters it first, so
+// its limits hold from its first instruction. The mounts live in the jail's own namespace: the host never sees
 // them, and they go when its last process ends.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -16,6 +17,7 @@ import { accessSync, closeSync, constants, existsSync, openSync, readFileSync } 
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FaasnapError } from '../common/errors.js';
+import type { VmmCgroup } from './cgroup.js';
 
 export interface JailSpec {
   /** An existing directory the jail's root is mounted on, inside the jail's namespace only. */
@@ -29,6 +31,8 @@ export interface JailSpec {
   readWrite: string[];
   /** RLIMIT_NOFILE inside. */
   maxFiles: number;
+  /** The process's own cgroup (process/cgroup.ts), entered before anything else runs. */
+  cgroup?: VmmCgroup | undefined;
 }
 
 /** Programs the jail is built with (util-linux and coreutils, Debian essentials). */
@@ -40,7 +44,8 @@ const TOOLS = ['/usr/bin/unshare', '/usr/bin/setpriv', '/usr/sbin/chroot', '/bin
  * never inside the script text.
  */
 const INIT = `set -eu
-root=$1 uid=$2 gid=$3 nofile=$4; shift 4
+root=$1 uid=$2 gid=$3 nofile=$4 cgroup=$5; shift 5
+if [ -n "$cgroup" ]; then echo 0 > "$cgroup/cgroup.procs"; fi
 mount -t tmpfs -o mode=0755,nosuid,nodev,size=16m faasnap-jail "$root"
 mkdir "$root/usr"
 mount --rbind /usr "$root/usr"
@@ -92,6 +97,7 @@ export function jailCommand(spec: JailSpec, command: string[]): { file: string; 
       String(spec.uid),
       String(spec.gid),
       String(spec.maxFiles),
+      spec.cgroup?.path ?? '',
       '--ro',
       ...paths(spec.readOnly),
       '--rw',

@@ -1,5 +1,6 @@
 // /healthz, /metrics and /openapi.json (Swagger UI at /docs: daemon/api.ts).
 
+import { cgroupMissing } from '../../process/cgroup.js';
 import { jailMissing } from '../../process/jail.js';
 import type { FastifyInstance } from 'fastify';
 import type { DaemonContext } from '../context.js';
@@ -28,7 +29,10 @@ export function systemRoutes(app: FastifyInstance, ctx: DaemonContext): void {
         kernel: ctx.config.guest.kernel ?? null,
         rootfs: ctx.config.guest.rootfs ?? null,
       },
-      jail: { enabled: ctx.config.jail, missing: jailMissing() },
+      jail: {
+        enabled: ctx.config.jail,
+        missing: [...jailMissing(), ...[cgroupMissing()].filter((m) => m !== undefined)],
+      },
     }),
   );
 

@@ -100,7 +100,10 @@ function HealthLine({
   return (
     <span class="health" aria-label="daemon health">
       v{health.version} · up {duration(health.uptimeS)} · pool {health.pool.idle}/{health.pool.size}{' '}
-      idle · {health.vms} VMs · redis {health.redis} · <span title="runtimes">{runtimes}</span>
+      idle · {health.vms} VMs · redis {health.redis} · <span title="runtimes">{runtimes}</span> ·{' '}
+      <span title={health.jail.missing.join('; ') || 'what the host lacks for a jail: nothing'}>
+        {health.jail.enabled ? 'VMMs jailed' : 'VMMs not jailed'}
+      </span>
     </span>
   );
 }
