@@ -151,12 +151,23 @@ function vmJail(config: DaemonConfig, paths: ReturnType<typeof dataPaths>): VmJa
   return {
     // Without cgroup v2 the processes run jailed but without memory and CPU limits (/healthz
     // and the start-up log say so).
-    cgroups: cgroupMissing() ? undefined : VmmCgroups.create(),
+    cgroups: cgroupMissing() ? undefined : vmmCgroups(),
     overheadMiB: 256,
     root: paths.jailRoot,
     readOnly: [config.guest.kernel, config.guest.rootfs].flatMap((p) => (p ? [dirname(p)] : [])),
     readWrite: [paths.snapshots],
   };
+}
+
+function vmmCgroups(): VmmCgroups {
+  try {
+    return VmmCgroups.create();
+  } catch (e) {
+    throw new FaasnapError(
+      'DAEMON_CONFIG',
+      `cannot set up cgroups for VMM processes: ${(e as Error).message}`,
+    );
+  }
 }
 
 /** An address as a URL's host: IPv6 literals in brackets. */

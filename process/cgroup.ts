@@ -3,7 +3,14 @@
 // killed for exceeding its limit is told apart from a crash (memory.events: oom_kill), so the
 // daemon reports VMM_MEMORY_LIMIT instead of VMM_CRASHED.
 
-import { mkdirSync, readFileSync, rmdirSync, statfsSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  statfsSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
@@ -68,8 +75,10 @@ export class VmmCgroups {
     return new VmmCgroup(path);
   }
 
-  /** Removes the parent cgroup (its children must be gone). */
+  /** Removes the parent cgroup with what is left of its children (their processes gone). */
   remove(): void {
+    for (const e of readdirSync(this.path, { withFileTypes: true }))
+      if (e.isDirectory()) removeCgroup(join(this.path, e.name));
     removeCgroup(this.path);
   }
 }
@@ -108,10 +117,14 @@ function enable(path: string): void {
   writeFileSync(join(path, 'cgroup.subtree_control'), CONTROLLERS.map((c) => `+${c}`).join(' '));
 }
 
+/**
+ * Best effort: it runs in exit handlers and at shutdown, where a cgroup still busy (a process not
+ * yet reaped) must not fail anything; an empty leftover costs nothing and is easy to spot.
+ */
 function removeCgroup(path: string): void {
   try {
     rmdirSync(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  } catch {
+    // gone already, or still busy
   }
 }

@@ -44,7 +44,6 @@ export class VmmProcess {
   >();
   private exited = false;
   private background = false;
-  private readonly jailed: boolean;
   private readonly cgroup: VmmCgroup | undefined;
   /** Why the process ended, for calls made afterwards. */
   private exitError: FaasnapError | undefined;
@@ -55,7 +54,6 @@ export class VmmProcess {
     private readonly child: ChildProcess,
     jail: JailSpec | undefined,
   ) {
-    this.jailed = jail !== undefined;
     this.jailUid = jail?.uid;
     this.pid = (jail ? jailedPid(child.pid!) : undefined) ?? child.pid!;
     this.cgroup = jail?.cgroup;
@@ -183,7 +181,7 @@ export class VmmProcess {
     if (this.exited) return Promise.resolve();
     return new Promise((resolve) => {
       this.child.once('exit', () => resolve());
-      if (this.jailed) killJailed(this.child.pid!);
+      if (this.jailUid !== undefined) killJailed(this.child.pid!);
       else this.child.kill('SIGKILL');
     });
   }

@@ -183,15 +183,17 @@ export function jailedPid(unsharePid: number): number | undefined {
   }
 }
 
-/** SIGKILLs a jailed program and its `unshare`, whatever stage its start has reached. */
+/**
+ * SIGKILLs a jailed program, whatever stage its start has reached. Only the program itself once
+ * it runs: `unshare` then exits after reaping it, so when `unshare` is seen to exit the program
+ * is gone too (its cgroup is empty). Before it is forked, `unshare` goes, and the child it may be
+ * forking gets the parent-death signal `--kill-child` set.
+ */
 export function killJailed(unsharePid: number): void {
-  const pid = jailedPid(unsharePid);
-  for (const p of pid ? [pid, unsharePid] : [unsharePid]) {
-    try {
-      process.kill(p, 'SIGKILL');
-    } catch {
-      // already gone
-    }
+  try {
+    process.kill(jailedPid(unsharePid) ?? unsharePid, 'SIGKILL');
+  } catch {
+    // already gone
   }
 }
 
