@@ -208,7 +208,7 @@ export class VmManager {
   async close(): Promise<void> {
     await Promise.all([...this.live.keys()].map((id) => this.release(id)));
     await this.pool.close();
-    this.cgroups?.remove();
+    await this.cgroups?.remove();
     rmSync(this.socketDir, { recursive: true, force: true });
   }
 }

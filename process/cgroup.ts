@@ -76,10 +76,10 @@ export class VmmCgroups {
   }
 
   /** Removes the parent cgroup with what is left of its children (their processes gone). */
-  remove(): void {
+  async remove(): Promise<void> {
     for (const e of readdirSync(this.path, { withFileTypes: true }))
-      if (e.isDirectory()) removeCgroup(join(this.path, e.name));
-    removeCgroup(this.path);
+      if (e.isDirectory()) await new VmmCgroup(join(this.path, e.name)).remove();
+    await new VmmCgroup(this.path).remove();
   }
 }
 
@@ -107,9 +107,14 @@ export class VmmCgroup {
     }
   }
 
-  /** Removes the cgroup once its processes are gone. */
-  remove(): void {
-    removeCgroup(this.path);
+  /**
+   * Removes the cgroup once its processes are gone: `unshare` may be seen to exit a moment
+   * before the jailed program it ran has (both are killed at once), so an EBUSY is tried again
+   * for a while. Best effort: a leftover is removed with the parent at shutdown.
+   */
+  async remove(): Promise<void> {
+    for (let tries = 0; !removeCgroup(this.path) && tries < 50; tries++)
+      await new Promise((r) => setTimeout(r, 20));
   }
 }
 
@@ -117,14 +122,12 @@ function enable(path: string): void {
   writeFileSync(join(path, 'cgroup.subtree_control'), CONTROLLERS.map((c) => `+${c}`).join(' '));
 }
 
-/**
- * Best effort: it runs in exit handlers and at shutdown, where a cgroup still busy (a process not
- * yet reaped) must not fail anything; an empty leftover costs nothing and is easy to spot.
- */
-function removeCgroup(path: string): void {
+/** True when `path` is gone (removed now or before); false while it is still busy. */
+function removeCgroup(path: string): boolean {
   try {
     rmdirSync(path);
-  } catch {
-    // gone already, or still busy
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
   }
 }

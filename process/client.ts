@@ -62,7 +62,7 @@ export class VmmProcess {
       this.exited = true;
       const report = this.crashReport;
       const oomKilled = (this.cgroup?.oomKills() ?? 0) > 0;
-      this.cgroup?.remove();
+      void this.cgroup?.remove();
       const err = new FaasnapError(
         oomKilled ? 'VMM_MEMORY_LIMIT' : 'VMM_CRASHED',
         `pid ${this.pid} exited (code ${code}, signal ${signal})${oomKilled ? ': killed by the kernel at its cgroup memory limit' : ''}${report ? `: ${report.message}` : ''}`,
@@ -98,7 +98,7 @@ export class VmmProcess {
       const kill = (): void => {
         if (jail) killJailed(child.pid!);
         else child.kill('SIGKILL');
-        child.once('exit', () => jail?.cgroup?.remove());
+        child.once('exit', () => void jail?.cgroup?.remove());
       };
       // A cancelled start-up (the pool closing) kills the child at once instead of leaving it to
       // finish starting, or to its timeout, with the caller gone.
@@ -121,7 +121,7 @@ export class VmmProcess {
         reject(new FaasnapError('VMM_START_FAILED', `no ready message within ${timeoutMs} ms`));
       }, timeoutMs);
       const onEarlyExit = (code: number | null): void => {
-        jail?.cgroup?.remove();
+        void jail?.cgroup?.remove();
         clearTimeout(timer);
         opts.signal?.removeEventListener('abort', onAbort);
         reject(

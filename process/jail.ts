@@ -184,16 +184,20 @@ export function jailedPid(unsharePid: number): number | undefined {
 }
 
 /**
- * SIGKILLs a jailed program, whatever stage its start has reached. Only the program itself once
- * it runs: `unshare` then exits after reaping it, so when `unshare` is seen to exit the program
- * is gone too (its cgroup is empty). Before it is forked, `unshare` goes, and the child it may be
- * forking gets the parent-death signal `--kill-child` set.
+ * SIGKILLs a jailed program and its `unshare`, whatever stage its start has reached. `unshare`
+ * first: told that its child died of SIGKILL it would exit complaining ("sigprocmask unblock
+ * failed", util-linux 2.38), on every VM the daemon stops. The program is signalled itself:
+ * dropping the uid cleared the parent-death signal `--kill-child` set. A child `unshare` is
+ * forking at that moment still has that signal and dies with it.
  */
 export function killJailed(unsharePid: number): void {
-  try {
-    process.kill(jailedPid(unsharePid) ?? unsharePid, 'SIGKILL');
-  } catch {
-    // already gone
+  const pid = jailedPid(unsharePid);
+  for (const p of pid ? [unsharePid, pid] : [unsharePid]) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // already gone
+    }
   }
 }
 

@@ -61,7 +61,7 @@ tierTest(
       );
       assert.equal(existsSync(cgroup.path), false, 'its cgroup went with it');
     } finally {
-      cgroups.remove();
+      await cgroups.remove();
       rmSync(dir, { recursive: true, force: true });
     }
   },
