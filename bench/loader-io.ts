@@ -27,6 +27,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import { fileURLToPath } from 'node:url';
 import { native } from '../native/index.js';
 import { Prefetcher, mapFaasnapMemory, type FaasnapFiles } from '../loader/faasnap.js';
+import { anonRam } from '../loader/fixtures.js';
 import { buildLoadingSet, type LoadingSetManifest } from '../loader/loading-set-file.js';
 import { MincoreRecorder } from '../loader/recorder.js';
 import { scanFile } from '../loader/regions.js';
@@ -97,27 +98,6 @@ function residency(path: string, size: number): Uint8Array {
   } finally {
     closeSync(fd);
   }
-}
-
-/** Anonymous memory standing in for GuestRam (one region at GPA 0). */
-function fakeRam(size: number): GuestRam & { free(): void } {
-  const M = native.memConstants;
-  const hostAddr = native.mmap(
-    size,
-    M.PROT_READ! | M.PROT_WRITE!,
-    M.MAP_PRIVATE! | M.MAP_ANONYMOUS! | M.MAP_NORESERVE!,
-    -1,
-    0,
-  );
-  const view = native.memoryView(hostAddr, size);
-  return {
-    regions: [{ slot: 0, gpa: 0, size, hostAddr, view }],
-    size,
-    free() {
-      native.detachView(view);
-      native.munmap(hostAddr, size);
-    },
-  } as unknown as GuestRam & { free(): void };
 }
 
 /** Starts the toucher thread; `go()` runs it and resolves with its time once it is done. */
@@ -250,7 +230,7 @@ async function setup(
   // Record as restore/record.ts does: a lazy mapping from a cold cache, mincore scans while
   // the "guest" runs input A.
   dropPageCache(memoryFile);
-  const ram = fakeRam(memSize);
+  const ram = anonRam(memSize);
   const M = native.memConstants;
   const mfd = openSync(memoryFile, 'r');
   native.mmap(
@@ -288,7 +268,7 @@ async function runOnce(s: Setup, name: string): Promise<IoSample> {
   if (variant === 'cached') await loadPageCache(s.memoryFile);
   else dropPageCache(s.memoryFile);
   dropPageCache(s.loadingSetFile);
-  const ram = fakeRam(s.memSize);
+  const ram = anonRam(s.memSize);
   const fh = await open(s.loadingSetFile, 'r');
   // The vCPU exists before the restore maps memory: its start-up is not measured.
   const toucher = await startToucher(ram, s.inputB);

@@ -7,37 +7,14 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } fro
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { native } from '../native/index.js';
-import type { GuestRam } from '../vmm/guest-ram.js';
 import { Prefetcher, mapFaasnapMemory } from './faasnap.js';
+import { P, anonRam } from './fixtures.js';
 import { NO_GROUP } from './groups.js';
 import { buildLoadingSet } from './loading-set-file.js';
 import { scanFile } from './regions.js';
 import type { FaasnapVariant } from './plan.js';
 
-const P = 4096;
 const PAGES = 64;
-
-/** Anonymous memory in the shape of GuestRam (one region at GPA 0). */
-function anonRam(size: number): GuestRam & { free(): void } {
-  const M = native.memConstants;
-  const hostAddr = native.mmap(
-    size,
-    M.PROT_READ! | M.PROT_WRITE!,
-    M.MAP_PRIVATE! | M.MAP_ANONYMOUS! | M.MAP_NORESERVE!,
-    -1,
-    0,
-  );
-  const view = native.memoryView(hostAddr, size);
-  return {
-    regions: [{ slot: 0, gpa: 0, size, hostAddr, view }],
-    size,
-    free() {
-      native.detachView(view);
-      native.munmap(hostAddr, size);
-    },
-  } as unknown as GuestRam & { free(): void };
-}
 
 /** Whether each page of [addr, addr + pages * P) has a present page-table entry (pagemap bit 63). */
 function present(addr: bigint, pages: number): boolean[] {

@@ -1,4 +1,8 @@
-// Hand-made memory images for the loader tests (only *.test.ts import this file).
+// Hand-made memory images and guest RAM for the loader tests and bench/loader-io.ts (which runs
+// the loaders without KVM).
+
+import { native } from '../native/index.js';
+import type { GuestRam } from '../vmm/guest-ram.js';
 
 export const P = 4096;
 
@@ -29,4 +33,25 @@ export function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Anonymous memory in the shape of GuestRam (one region at GPA 0); free() unmaps it. */
+export function anonRam(size: number): GuestRam & { free(): void } {
+  const M = native.memConstants;
+  const hostAddr = native.mmap(
+    size,
+    M.PROT_READ! | M.PROT_WRITE!,
+    M.MAP_PRIVATE! | M.MAP_ANONYMOUS! | M.MAP_NORESERVE!,
+    -1,
+    0,
+  );
+  const view = native.memoryView(hostAddr, size);
+  return {
+    regions: [{ slot: 0, gpa: 0, size, hostAddr, view }],
+    size,
+    free() {
+      native.detachView(view);
+      native.munmap(hostAddr, size);
+    },
+  } as unknown as GuestRam & { free(): void };
 }
