@@ -8,6 +8,7 @@ import { machineInfo } from '../bench/machine.js';
 import type { Summary } from '../bench/stats.js';
 import { runLoaderBench } from '../bench/loaders.js';
 import { runVmmBench } from '../bench/vmm.js';
+import { runJailCost } from '../bench/jail-cost.js';
 import { runSoak, type Resources } from '../bench/soak.js';
 import { registerExperimentCommands } from '../bench/experiments/commands.js';
 import { MEMORY_MODES, isMemoryMode, type MemoryMode } from '../loader/modes.js';
@@ -96,7 +97,46 @@ export function registerBenchCommands(program: Command): void {
     .option('--modes <list>', 'memory modes, in rotation', modesOption, SOAK_MODES)
     .option('--out <dir>', 'directory for the raw results', 'bench/results')
     .action((opts: SoakOptions) => benchSoak(opts));
+  bench
+    .command('jail')
+    .description(
+      'the VMM process jail on the restore path: a jailed and an unjailed daemon in this process, invocations alternating',
+    )
+    .option('--modes <list>', 'comma-separated memory modes', modesOption, JAIL_COST_MODES)
+    .option('--repeats <n>', 'repetitions (daemons and modes interleaved)', intOption(1, 1000), 7)
+    .option('--out <dir>', 'directory for the raw results', 'bench/results')
+    .action((opts: JailCostOptions) => benchJailCost(opts));
   registerExperimentCommands(bench);
+}
+
+const JAIL_COST_MODES: MemoryMode[] = ['faasnap', 'vanilla', 'eager'];
+
+interface JailCostOptions {
+  modes: MemoryMode[];
+  repeats: number;
+  out: string;
+}
+
+async function benchJailCost(opts: JailCostOptions): Promise<void> {
+  const startedAt = new Date().toISOString();
+  const result = await runJailCost({ ...opts, onProgress: progressLine });
+  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  const doc = {
+    bench: 'jail',
+    startedAt,
+    command: `faasnap bench jail --modes ${opts.modes.join(',')} --repeats ${opts.repeats}`,
+    machine: machineInfo(),
+    result,
+  };
+  const file = saveResults(opts.out, 'jail', startedAt, doc);
+  console.log(
+    `${'daemon mode'.padEnd(22)} ${'pool-take'.padStart(10)} ${'restore'.padStart(10)} ${'invocation'.padStart(11)}  (medians, ms)`,
+  );
+  for (const [k, s] of Object.entries(result.summary))
+    console.log(
+      `${k.padEnd(22)} ${s.poolTakeMs.median.toFixed(1).padStart(10)} ${s.restoreMs.median.toFixed(1).padStart(10)} ${s.totalMs.median.toFixed(1).padStart(11)}`,
+    );
+  console.log(`raw results: ${file}`);
 }
 
 const SOAK_MODES: MemoryMode[] = ['eager', 'vanilla', 'cached', 'reap', 'faasnap'];
