@@ -26,6 +26,8 @@ export interface DaemonContext {
   metrics: Metrics;
   objects: ObjectStore;
   clientLimits: ClientLimits;
+  /** Whether VMM processes are jailed and what the host lacks for it (checked at start). */
+  jail: { enabled: boolean; missing: string[] };
   startedAt: number;
   version: string;
 }

@@ -80,13 +80,16 @@ export async function createDaemon(
     invoker: new Invoker(base),
     deployer: new Deployer({ ...base, lifecycle }),
     clientLimits: new ClientLimits(config.clientLimits),
+    jail: {
+      enabled: config.jail,
+      missing: [...jailMissing(), ...[cgroupMissing()].filter((m) => m !== undefined)],
+    },
     startedAt: Date.now(),
     version: API_VERSION,
   };
   const app = await buildApi(ctx, { logger: log, token, tls });
-  const cgroups = cgroupMissing();
-  if (config.jail && cgroups)
-    log.warn({ missing: cgroups }, 'VMM processes run jailed but without cgroup limits');
+  if (config.jail && ctx.jail.missing.length)
+    log.warn({ missing: ctx.jail.missing }, 'VMM processes run jailed but without cgroup limits');
   if (!config.jail)
     log.warn("VMM processes run unjailed, with the daemon's privileges (--jail; docs/security.md)");
   if (!isLoopback(config.host) && !tls)

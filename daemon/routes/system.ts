@@ -1,7 +1,5 @@
 // /healthz, /metrics and /openapi.json (Swagger UI at /docs: daemon/api.ts).
 
-import { cgroupMissing } from '../../process/cgroup.js';
-import { jailMissing } from '../../process/jail.js';
 import type { FastifyInstance } from 'fastify';
 import type { DaemonContext } from '../context.js';
 import { Health } from '../schemas.js';
@@ -29,10 +27,7 @@ export function systemRoutes(app: FastifyInstance, ctx: DaemonContext): void {
         kernel: ctx.config.guest.kernel ?? null,
         rootfs: ctx.config.guest.rootfs ?? null,
       },
-      jail: {
-        enabled: ctx.config.jail,
-        missing: [...jailMissing(), ...[cgroupMissing()].filter((m) => m !== undefined)],
-      },
+      jail: ctx.jail,
     }),
   );
 
