@@ -16,6 +16,8 @@ export interface JailCostOptions {
   repeats: number;
   modes: MemoryMode[];
   onProgress?: (line: string) => void;
+  /** Called after each sample with all so far (the CLI keeps them on disk as they come). */
+  onSample?: (samples: JailCostResult['samples']) => void;
 }
 
 export interface JailCostSample {
@@ -53,6 +55,7 @@ export async function runJailCost(opts: JailCostOptions): Promise<JailCostResult
           opts.onProgress?.(`repeat ${r + 1}/${opts.repeats}: ${d.label} ${mode}`);
           await poolFull(d.daemon);
           (samples[`${d.label} ${mode}`] ??= []).push(await invoke(d.url, mode));
+          opts.onSample?.(samples);
         }
     const summary: JailCostResult['summary'] = {};
     for (const [k, s] of Object.entries(samples))

@@ -119,16 +119,20 @@ interface JailCostOptions {
 
 async function benchJailCost(opts: JailCostOptions): Promise<void> {
   const startedAt = new Date().toISOString();
-  const result = await runJailCost({ ...opts, onProgress: progressLine });
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
   const doc = {
     bench: 'jail',
     startedAt,
     command: `faasnap bench jail --modes ${opts.modes.join(',')} --repeats ${opts.repeats}`,
     machine: machineInfo(),
-    result,
   };
-  const file = saveResults(opts.out, 'jail', startedAt, doc);
+  // The samples are on disk as they come: a run that fails late keeps what it measured.
+  const result = await runJailCost({
+    ...opts,
+    onProgress: progressLine,
+    onSample: (samples) => saveResults(opts.out, 'jail', startedAt, { ...doc, partial: samples }),
+  });
+  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  const file = saveResults(opts.out, 'jail', startedAt, { ...doc, result });
   console.log(
     `${'daemon mode'.padEnd(22)} ${'pool-take'.padStart(10)} ${'restore'.padStart(10)} ${'invocation'.padStart(11)}  (medians, ms)`,
   );
