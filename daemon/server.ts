@@ -56,7 +56,9 @@ export async function createDaemon(
   const token = apiToken(config);
   const tls = tlsFiles(config);
   const store = Store.open(paths.db);
-  const vms = new VmManager(config.poolSize, config, vmJail(config, paths));
+  // What the host lacks for a jail, checked once: the jail's set-up and /healthz both say it.
+  const lacks = { jail: jailMissing(), cgroup: cgroupMissing() };
+  const vms = new VmManager(config.poolSize, config, vmJail(config, paths, lacks));
   const runtimes = opts.runtimes ?? defaultRuntimes(config.guest);
   const metrics = new Metrics({
     poolSize: config.poolSize,
@@ -82,7 +84,7 @@ export async function createDaemon(
     clientLimits: new ClientLimits(config.clientLimits),
     jail: {
       enabled: config.jail,
-      missing: [...jailMissing(), ...[cgroupMissing()].filter((m) => m !== undefined)],
+      missing: [...lacks.jail, ...(lacks.cgroup ? [lacks.cgroup] : [])],
     },
     startedAt: Date.now(),
     version: API_VERSION,
@@ -139,9 +141,13 @@ export async function createDaemon(
  * The jail of VMM processes when config.jail: it needs root and util-linux (DAEMON_CONFIG
  * otherwise, naming what is missing).
  */
-function vmJail(config: DaemonConfig, paths: ReturnType<typeof dataPaths>): VmJail | undefined {
+function vmJail(
+  config: DaemonConfig,
+  paths: ReturnType<typeof dataPaths>,
+  lacks: { jail: string[]; cgroup: string | undefined },
+): VmJail | undefined {
   if (!config.jail) return undefined;
-  const missing = jailMissing();
+  const missing = lacks.jail;
   if (missing.length)
     throw new FaasnapError(
       'DAEMON_CONFIG',
@@ -154,7 +160,7 @@ function vmJail(config: DaemonConfig, paths: ReturnType<typeof dataPaths>): VmJa
   return {
     // Without cgroup v2 the processes run jailed but without memory and CPU limits (/healthz
     // and the start-up log say so).
-    cgroups: cgroupMissing() ? undefined : vmmCgroups(),
+    cgroups: lacks.cgroup ? undefined : vmmCgroups(),
     overheadMiB: 256,
     root: paths.jailRoot,
     readOnly: [config.guest.kernel, config.guest.rootfs].flatMap((p) => (p ? [dirname(p)] : [])),
