@@ -28,6 +28,10 @@ export const ERRORS = {
     status: 502,
     message: 'the VMM process was killed for exceeding its memory limit (cgroup)',
   },
+  VMM_SECCOMP: {
+    status: 502,
+    message: 'the VMM process was stopped by its seccomp filter (a system call it may not make)',
+  },
   VMM_START_FAILED: { status: 503, message: 'a VMM process could not be started' },
   VMM_INTERNAL: { status: 500, message: 'internal error in the VMM process (a bug: report it)' },
   // Virtio

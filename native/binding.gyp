@@ -10,6 +10,7 @@
         "src/kvm_abi.c",
         "src/layouts.cc",
         "src/memory.cc",
+        "src/seccomp.cc",
         "src/uffd.cc",
         "src/uffd_server.cc",
         "src/vcpu_runner.cc"

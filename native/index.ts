@@ -214,6 +214,20 @@ export interface Native {
     /** onError: called once on the JS thread for the first fault that could not be served. */
     options?: { record?: boolean; onError?: (e: UffdServeError) => void },
   ) => UffdServerHandle;
+  // seccomp (native/src/seccomp.cc; the list in process/seccomp.ts)
+  /**
+   * Installs an allowlist filter on every thread of this process, for good; socket(2) is allowed
+   * for `socketDomains` only. Enforcing, a call outside it writes "seccomp <nr>\n" to `reportFd`
+   * and ends the process with SECCOMP_EXIT_CODE; not enforcing, everything is allowed (a marker
+   * for measuring the list).
+   */
+  InstallSeccompFilter(
+    allowed: number[],
+    socketDomains: number[],
+    reportFd: Fd,
+    enforce: boolean,
+  ): void;
+  SECCOMP_EXIT_CODE: number;
 }
 
 const require = createRequire(import.meta.url);

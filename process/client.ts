@@ -3,7 +3,9 @@
 // every pending call with VMM_CRASHED and is reported once through onExit.
 
 import { scaledMs } from '../common/time-scale.js';
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess, type ForkOptions } from 'node:child_process';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { getPriority, setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { FaasnapError, errorFromBody } from '../common/errors.js';
@@ -11,6 +13,7 @@ import { BACKGROUND_NICE, setProcessNice } from './priority.js';
 import type { VmmCgroup } from './cgroup.js';
 import { jailedPid, killJailed, spawnJailed, type JailSpec } from './jail.js';
 import type { Action, ErrorBody, Event, Reply } from './protocol.js';
+import { SECCOMP_ENV, SeccompReport } from './seccomp.js';
 
 type ActionBody = Action extends infer A
   ? A extends { id: number }
@@ -24,6 +27,23 @@ const START_TIMEOUT_MS = scaledMs(10_000);
 const BACKGROUND_START_TIMEOUT_MS = scaledMs(60_000);
 
 const CONSOLE_TAIL_BYTES = 4096;
+
+let straced = 0;
+/**
+ * `FAASNAP_VMM_STRACE=<dir>`: unjailed VMM processes run under `strace -f`, one log each in
+ * <dir>, with a non-enforcing filter as the marker from which their calls count: how the
+ * seccomp list (seccomp.ts) is measured. Not for production: strace slows every call.
+ */
+function straceOptions(): Pick<ForkOptions, 'execPath' | 'execArgv' | 'env'> {
+  const dir = process.env.FAASNAP_VMM_STRACE;
+  if (!dir) return {};
+  const log = join(dir, `vmm-${process.pid}-${++straced}.strace`);
+  return {
+    execPath: '/usr/bin/strace',
+    execArgv: ['-f', '-qq', '-o', log, process.execPath, ...process.execArgv],
+    env: { ...process.env, [SECCOMP_ENV.mode]: 'measure' },
+  };
+}
 
 export class VmmProcess {
   /** The VMM process's own (host) PID: jailed, the child of `unshare`. */
@@ -53,25 +73,46 @@ export class VmmProcess {
   private constructor(
     private readonly child: ChildProcess,
     jail: JailSpec | undefined,
+    /** Started through another program (the jail's `unshare`, or strace): `pid` is its child. */
+    private readonly wrapped: boolean,
   ) {
     this.jailUid = jail?.uid;
-    this.pid = (jail ? jailedPid(child.pid!) : undefined) ?? child.pid!;
+    this.pid = (wrapped ? jailedPid(child.pid!) : undefined) ?? child.pid!;
     this.cgroup = jail?.cgroup;
     child.on('message', (m: Reply | Event) => this.onMessage(m));
+    // Jailed, the seccomp filter's report comes on descriptor 6 (process/jail.ts).
+    const seccomp = jail
+      ? new SeccompReport((child.stdio as unknown[])[6] as Readable | undefined)
+      : undefined;
     child.on('exit', (code, signal) => {
       this.exited = true;
-      const report = this.crashReport;
+      // Read before the cgroup goes.
       const oomKilled = (this.cgroup?.oomKills() ?? 0) > 0;
       void this.cgroup?.remove();
-      const err = new FaasnapError(
+      // The report may still be in the pipe when the exit is seen.
+      if (seccomp)
+        void seccomp.ended.then(() => this.failPending(code, signal, oomKilled, seccomp));
+      else this.failPending(code, signal, oomKilled, undefined);
+    });
+  }
+
+  private failPending(
+    code: number | null,
+    signal: NodeJS.Signals | null,
+    oomKilled: boolean,
+    seccomp: SeccompReport | undefined,
+  ): void {
+    const report = this.crashReport;
+    const err =
+      seccomp?.error(this.pid, code, signal) ??
+      new FaasnapError(
         oomKilled ? 'VMM_MEMORY_LIMIT' : 'VMM_CRASHED',
         `pid ${this.pid} exited (code ${code}, signal ${signal})${oomKilled ? ': killed by the kernel at its cgroup memory limit' : ''}${report ? `: ${report.message}` : ''}`,
         report ? { ...report.details, crash: report.message } : {},
       );
-      this.exitError = err;
-      for (const p of this.pending.values()) p.reject(err);
-      this.pending.clear();
-    });
+    this.exitError = err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
   }
 
   /**
@@ -88,15 +129,18 @@ export class VmmProcess {
         return;
       }
       const { jail } = opts;
+      const strace = jail ? {} : straceOptions();
+      const wrapped = jail !== undefined || strace.execPath !== undefined;
       const child = jail
         ? spawnJailed(jail, [process.execPath, ...process.execArgv, WORKER])
         : fork(WORKER, [], {
             serialization: 'advanced',
             stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+            ...strace,
           });
       // Before it is ready, a process that dies takes its cgroup with it (after, VmmProcess does).
       const kill = (): void => {
-        if (jail) killJailed(child.pid!);
+        if (wrapped) killJailed(child.pid!);
         else child.kill('SIGKILL');
         child.once('exit', () => void jail?.cgroup?.remove());
       };
@@ -138,7 +182,7 @@ export class VmmProcess {
           reject(new FaasnapError('VMM_START_FAILED', 'unexpected first message'));
           return;
         }
-        const p = new VmmProcess(child, jail);
+        const p = new VmmProcess(child, jail, wrapped);
         if (opts.background) {
           p.background = true;
           setProcessNice(p.pid, BACKGROUND_NICE);
@@ -181,7 +225,8 @@ export class VmmProcess {
     if (this.exited) return Promise.resolve();
     return new Promise((resolve) => {
       this.child.once('exit', () => resolve());
-      if (this.jailUid !== undefined) killJailed(this.child.pid!);
+      // A wrapper killed alone would leave its child running (strace detaches it).
+      if (this.wrapped) killJailed(this.child.pid!);
       else this.child.kill('SIGKILL');
     });
   }

@@ -18,6 +18,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FaasnapError } from '../common/errors.js';
 import type { VmmCgroup } from './cgroup.js';
+import { SECCOMP_ENV } from './seccomp.js';
 
 export interface JailSpec {
   /** An existing directory the jail's root is mounted on, inside the jail's namespace only. */
@@ -134,8 +135,9 @@ export const JAIL_FD_ENV = {
 
 /**
  * Starts `command` (a Node program with an IPC channel) in a jail, handing it /dev/kvm and, where
- * the host has it, /dev/userfaultfd (REAP) as inherited descriptors 4 and 5. The returned
- * process is `unshare`'s; the jailed program is its child (jailedPid).
+ * the host has it, /dev/userfaultfd (REAP) as inherited descriptors 4 and 5, and the write end
+ * of the seccomp report pipe (process/seccomp.ts) as 6: a jailed program installs its filter.
+ * The returned process is `unshare`'s; the jailed program is its child (jailedPid).
  */
 export function spawnJailed(spec: JailSpec, command: string[]): ChildProcess {
   const open = (path: string): number => {
@@ -154,11 +156,12 @@ export function spawnJailed(spec: JailSpec, command: string[]): ChildProcess {
     const { file, args } = jailCommand(spec, command);
     return spawn(file, args, {
       serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc', kvm, uffd ?? 'ignore'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', kvm, uffd ?? 'ignore', 'pipe'],
       env: {
         ...process.env,
         [JAIL_FD_ENV.kvm]: '4',
         [JAIL_FD_ENV.userfaultfd]: uffd === undefined ? '' : '5',
+        [SECCOMP_ENV.reportFd]: '6',
       },
     });
   } finally {

@@ -20,6 +20,7 @@ import {
 import { createSnapshot, restoreSnapshot } from '../restore/snapshot.js';
 import { Vm } from '../vmm/vm.js';
 import { JAIL_FD_ENV } from './jail.js';
+import { installVmmFilter } from './seccomp.js';
 import {
   ActionSchema,
   type Action,
@@ -35,6 +36,8 @@ const kvm = inheritedKvm ? Kvm.fromFd(Number(inheritedKvm)) : Kvm.open();
 // Warm-up before `ready`: the first VM a fresh Node process creates runs cold (unoptimised JS,
 // first-touch allocations); a throw-away VM moves that cost off the restore path.
 Vm.create({ memMiB: 8, vcpus: 1 }, kvm).stop();
+// Set up: from here on only the system calls a VMM makes (jailed; see seccomp.ts).
+installVmmFilter();
 let vm: Vm | undefined;
 /** A controller-driven recording in progress (see the record actions in protocol.ts). */
 let recording: Recording<unknown> | undefined;

@@ -8,6 +8,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitKvm(env, exports);
   InitLayouts(env, exports);
   InitMemory(env, exports);
+  InitSeccomp(env, exports);
   InitUffd(env, exports);
   InitVcpuRunner(env, exports);
   return exports;

@@ -1,7 +1,8 @@
 // A daemon with jailed VMM processes (--jail), on real KVM: a function deploys (its snapshot
 // written and its working sets recorded from inside jails, then handed back to the daemon's
 // user) and answers correctly in every memory mode; the VMM processes run as uids of their own
-// with no capabilities and no_new_privs, in PID, network and mount namespaces of their own.
+// with no capabilities, no_new_privs and a seccomp filter (every mode above ran under it), in
+// PID, network and mount namespaces of their own.
 // What a jailed process cannot do is tested in test/process/jail.test.ts.
 
 import assert from 'node:assert/strict';
@@ -14,7 +15,14 @@ import { TOUCH_FN, startDaemon, touchExpected, waitForState, walk } from './supp
 
 /** Processes running as a jail uid, with what /proc tells about them. */
 function jailedProcesses() {
-  const out: { pid: string; uid: number; vmm: boolean; capEff: string; noNewPrivs: string }[] = [];
+  const out: {
+    pid: string;
+    uid: number;
+    vmm: boolean;
+    capEff: string;
+    noNewPrivs: string;
+    seccomp: string;
+  }[] = [];
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     let status: string;
     try {
@@ -31,6 +39,7 @@ function jailedProcesses() {
         vmm: cmdline(pid).startsWith(`${process.execPath}\0`),
         capEff: /^CapEff:\s+(\S+)/m.exec(status)![1]!,
         noNewPrivs: /^NoNewPrivs:\s+(\S+)/m.exec(status)![1]!,
+        seccomp: /^Seccomp:\s+(\S+)/m.exec(status)![1]!,
       });
   }
   return out;
@@ -77,10 +86,12 @@ kvmTest(
 
       // The pool's idle process (refilled after the last invocation) is jailed. Only processes
       // already running the VMM count: one being started passes through `setpriv`, which holds
-      // the new uid a moment before it drops its capabilities and execs the VMM.
+      // the new uid a moment before it drops its capabilities and execs the VMM, and installs
+      // its seccomp filter (mode 2) once set up, before it is ready.
       const vmms = () => jailedProcesses().filter((p) => p.vmm);
       let jailed = vmms();
-      for (const deadline = Date.now() + scaledMs(60_000); !jailed.length;) {
+      const deadline = Date.now() + scaledMs(60_000);
+      while (!jailed.length || (Date.now() < deadline && jailed.some((p) => p.seccomp !== '2'))) {
         assert.ok(Date.now() < deadline, 'no jailed VMM process appeared');
         await new Promise((r) => setTimeout(r, 200));
         jailed = vmms();
@@ -88,6 +99,7 @@ kvmTest(
       for (const p of jailed) {
         assert.equal(p.capEff, '0000000000000000', `pid ${p.pid}`);
         assert.equal(p.noNewPrivs, '1', `pid ${p.pid}`);
+        assert.equal(p.seccomp, '2', `pid ${p.pid}: seccomp filter`);
         for (const kind of ['pid', 'net', 'mnt', 'ipc', 'uts'])
           assert.notEqual(ns(p.pid, kind), ns(process.pid, kind), `pid ${p.pid}: ${kind}`);
       }
