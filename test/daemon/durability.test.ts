@@ -153,10 +153,12 @@ kvmTest(
       void call('POST', '/functions/hangs/invocations', {
         snapshot: hs,
         mode: 'vanilla',
-        timeoutMs: 60_000,
+        timeoutMs: scaledMs(60_000),
       }).catch(() => undefined);
+      // The restore may wait for the pool to start a process at background priority: 40 s were
+      // not always enough in the lab (scale 10).
       let pid: number | undefined;
-      for (const deadline = Date.now() + scaledMs(4000); Date.now() < deadline && !pid;) {
+      for (const deadline = Date.now() + scaledMs(20_000); Date.now() < deadline && !pid;) {
         pid = ((await call('GET', '/vms')).body as { state: string; pid: number }[]).find(
           (v) => v.state === 'running',
         )?.pid;
