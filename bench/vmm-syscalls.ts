@@ -5,7 +5,12 @@
 
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { VMM_SOCKET_DOMAINS, VMM_SYSCALLS, syscallsAfterMarker } from '../process/seccomp.js';
+import {
+  ADDRESS_FAMILIES,
+  VMM_SOCKET_DOMAINS,
+  VMM_SYSCALLS,
+  syscallsAfterMarker,
+} from '../process/seccomp.js';
 
 /** Per call: how many processes made it, and how many times in all. */
 export function summarizeStraceLogs(
@@ -25,7 +30,10 @@ export function summarizeStraceLogs(
 
 function listed(call: string): string {
   const family = /^socket\(AF_(\w+)\)$/.exec(call)?.[1];
-  if (family) return family === 'UNIX' && VMM_SOCKET_DOMAINS.includes(1) ? 'listed' : 'MISSING';
+  if (family) {
+    const domain = ADDRESS_FAMILIES[family];
+    return domain !== undefined && VMM_SOCKET_DOMAINS.includes(domain) ? 'listed' : 'MISSING';
+  }
   if (call === 'clone' || call === 'clone3') return 'rule (threads only)';
   return VMM_SYSCALLS.includes(call) ? 'listed' : 'MISSING';
 }

@@ -13,6 +13,7 @@ interface DaemonOptions {
   tlsCert?: string;
   tlsKey?: string;
   jail?: boolean;
+  sanitisedPages: boolean;
   maxClientInvocations: number;
   maxClientDeploys: number;
   port: number;
@@ -36,6 +37,10 @@ export function registerDaemonCommands(program: Command): void {
       'API token file; beyond loopback one is required (default: <data dir>/api-token, made at first start)',
     )
     .option('--jail', 'run every VMM process in a jail (own namespaces, uid, no capabilities)')
+    .option(
+      '--no-sanitised-pages',
+      'boot guests without init_on_free: stale free pages then fill snapshots (to measure)',
+    )
     .option('--tls-cert <path>', 'serve HTTPS with this PEM certificate chain (with --tls-key)')
     .option('--tls-key <path>', 'the private key of --tls-cert (PEM)')
     .option('--port <n>', 'port (0: any free port)', intOption(0, 65535), 8720)
@@ -78,6 +83,7 @@ export function registerDaemonCommands(program: Command): void {
         redis: o.redisUrl ? { url: o.redisUrl, password: o.redisPassword, managed: false } : {},
         otlpUrl: o.otlpUrl,
         logLevel: o.logLevel as never,
+        guest: { sanitisedPages: o.sanitisedPages },
       });
       const url = await daemon.listen();
       console.error(

@@ -97,6 +97,7 @@ export function resolveConfig(
     guest: {
       kernel: input.guest?.kernel ?? env.FAASNAP_GUEST_KERNEL ?? builtKernelPath(),
       rootfs: input.guest?.rootfs ?? defaultGuestRootfs(env),
+      sanitisedPages: input.guest?.sanitisedPages ?? env.FAASNAP_GUEST_SANITISED_PAGES !== '0',
     },
   };
   const int = (v: number, min: number, max: number, what: string): void => {

@@ -250,7 +250,13 @@ export const Health = Type.Object({
   redis: Type.Union([Type.Literal('up'), Type.Literal('down')]),
   runtimes: Type.Record(Type.String(), Type.Boolean()),
   guest: Type.Object(
-    { kernel: Nullable(Type.String()), rootfs: Nullable(Type.String()) },
+    {
+      kernel: Nullable(Type.String()),
+      rootfs: Nullable(Type.String()),
+      sanitisedPages: Type.Boolean({
+        description: 'guests boot with init_on_free: free pages are zero in snapshots',
+      }),
+    },
     { description: 'the guest kernel and root image Linux functions boot (null: none built)' },
   ),
   jail: Type.Object(

@@ -77,8 +77,11 @@ export const VMM_SYSCALLS: readonly string[] = [
   'exit_group',
 ];
 
+/** Address families by the name strace prints after AF_ (linux/socket.h). */
+export const ADDRESS_FAMILIES: Readonly<Record<string, number>> = { UNIX: 1, INET: 2, INET6: 10 };
+
 /** socket(2) is not on the list: these address families only (AF_UNIX: the agent's sockets). */
-export const VMM_SOCKET_DOMAINS: readonly number[] = [1];
+export const VMM_SOCKET_DOMAINS: readonly number[] = [ADDRESS_FAMILIES.UNIX!];
 
 /** Environment of a VMM process: where to report a violation (enforcing), or `measure`. */
 export const SECCOMP_ENV = { reportFd: 'FAASNAP_SECCOMP_REPORT_FD', mode: 'FAASNAP_SECCOMP' };

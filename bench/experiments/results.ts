@@ -90,7 +90,7 @@ export interface RunDoc {
     version: string | null;
     dataDevice: string | null;
     /** The guest kernel and root image the daemon boots (absent in older runs). */
-    guest?: { kernel: string | null; rootfs: string | null } | null;
+    guest?: { kernel: string | null; rootfs: string | null; sanitisedPages?: boolean } | null;
   };
   config: Experiment;
   functions: FunctionDeploy[];

@@ -202,7 +202,7 @@ export async function runExperiment(c: Experiment, opts: RunnerOptions = {}): Pr
 interface Health {
   version: string;
   runtimes: Record<string, boolean>;
-  guest?: { kernel: string | null; rootfs: string | null };
+  guest?: { kernel: string | null; rootfs: string | null; sanitisedPages?: boolean };
 }
 
 /** What a run fixes before its first function; the rest of the run only reads it. */

@@ -26,6 +26,7 @@ export function systemRoutes(app: FastifyInstance, ctx: DaemonContext): void {
       guest: {
         kernel: ctx.config.guest.kernel ?? null,
         rootfs: ctx.config.guest.rootfs ?? null,
+        sanitisedPages: ctx.config.guest.sanitisedPages,
       },
       jail: ctx.jail,
     }),

@@ -17,6 +17,7 @@ import { FaasnapError, isFaasnapError } from '../../common/errors.js';
 import { AgentClient, type InvokeResult } from '../../guest/agent/client.js';
 import { GUEST_INIT_PATH } from '../../guest/rootfs/index.js';
 import type { VmmProcess } from '../../process/client.js';
+import { UNSANITISED_PAGES_PARAMS } from '../../vmm/boot/linux-vm.js';
 import type { InvokeMode, RuntimeName } from '../schemas.js';
 import type {
   FunctionRuntime,
@@ -30,6 +31,8 @@ import type {
 export interface GuestImage {
   kernel: string | undefined;
   rootfs: string | undefined;
+  /** Boot with sanitised pages (SANITISED_PAGES_PARAMS); off only to measure what they give. */
+  sanitisedPages: boolean;
 }
 
 /** Boot to a ready agent takes ~55 s on a PVM host (emulated guest kernel); leave headroom. */
@@ -209,6 +212,7 @@ export function agentRuntime(name: RuntimeName, image: GuestImage): FunctionRunt
         memMiB: fn.memoryMiB,
         vcpus: fn.vcpus,
         agentSocket: vm.agentSocket,
+        ...(image.sanitisedPages ? {} : { cmdline: [...UNSANITISED_PAGES_PARAMS] }),
       });
       const client = await connect(vm, ctx);
       try {

@@ -26,19 +26,25 @@ async function startChild(dir: string): Promise<Child> {
   rmSync(info, { force: true });
   const proc = spawn(
     process.execPath,
-    [CLI, 'daemon', '--data-dir', dir, '--port', '0', '--pool-size', '1', '--log-level', 'silent'],
-    {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
+    [CLI, 'daemon', '--data-dir', dir, '--port', '0', '--pool-size', '1', '--log-level', 'info'],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  for (const deadline = Date.now() + scaledMs(15_000); Date.now() < deadline;) {
+  // Its log says how far a start that takes too long got (recovery, Redis, the pool).
+  let log = '';
+  proc.stdout!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-4000)));
+  // Start-up recovers the killed daemon's state and fills the pool (a warm-up VM): in the lab
+  // (scale 10) 150 s were not always enough with another lab machine on the host.
+  const startedAt = Date.now();
+  for (const deadline = startedAt + scaledMs(30_000); Date.now() < deadline;) {
     if (existsSync(info))
       return { proc, url: (JSON.parse(readFileSync(info, 'utf8')) as { url: string }).url };
     if (proc.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   proc.kill('SIGKILL');
-  throw new Error('daemon did not start');
+  throw new Error(
+    `daemon did not start in ${Date.now() - startedAt} ms (exit ${proc.exitCode}); its log:\n${log}`,
+  );
 }
 
 function killed(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {

@@ -12,22 +12,16 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { jailCommand, jailMissing } from '../../process/jail.js';
+import { jailCommand } from '../../process/jail.js';
+import { PROJECT, jailTierMissing } from '../support/jail.js';
 import { tierTest } from '../support/skip.js';
 
 const PROBE = fileURLToPath(new URL('./jail-probe.js', import.meta.url));
-/** The repository (dist/ and node_modules/), read-only: what a VMM process runs. */
-const PROJECT = fileURLToPath(new URL('../../..', import.meta.url)).replace(/\/$/, '');
 const UID = 1_000_321;
-
-const missing = (): string | undefined => {
-  const m = jailMissing();
-  return m.length ? `jail tier did not run: missing ${m.join(', ')}` : undefined;
-};
 
 tierTest(
   'a jailed process has no privileges, sees only its own processes and paths, has no network',
-  missing,
+  jailTierMissing,
   async () => {
     const dir = mkdtempSync(join(tmpdir(), 'faasnap-jail-'));
     const server = createServer((s) => s.destroy());

@@ -13,20 +13,17 @@ import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { native } from '../../native/index.js';
-import { jailCommand, jailMissing } from '../../process/jail.js';
+import { jailCommand } from '../../process/jail.js';
 import { SECCOMP_ENV, SeccompReport } from '../../process/seccomp.js';
+import { PROJECT, jailTierMissing } from '../support/jail.js';
 import { tierTest } from '../support/skip.js';
 
 const PROBE = fileURLToPath(new URL('./seccomp-probe.js', import.meta.url));
-const PROJECT = fileURLToPath(new URL('../../..', import.meta.url)).replace(/\/$/, '');
 const UID = 1_000_322;
 
 tierTest(
   'a filtered process reads files and serves a Unix socket, and is stopped at a TCP socket',
-  () => {
-    const m = jailMissing();
-    return m.length ? `jail tier did not run: missing ${m.join(', ')}` : undefined;
-  },
+  jailTierMissing,
   async () => {
     const dir = mkdtempSync(join(tmpdir(), 'faasnap-seccomp-'));
     const tcpServer = createServer((s) => s.destroy());

@@ -19,14 +19,27 @@ import { bootLinux, linuxCmdline, type LinuxBootInfo } from './linux.js';
  *    it when a snapshot restore makes time jump (boot time unchanged, measured);
  *  - rcupdate.rcu_cpu_stall_suppress=1: the same jump looks like a stalled RCU grace period; the
  *    stall report then prints over the emulated UART and sends NMIs for CPU backtraces (on PVM
- *    one of those NMIs crashed restored guests: see nofsgsbase in vmm/cpu/template.ts).
+ *    one of those NMIs crashed restored guests: see nofsgsbase in vmm/cpu/template.ts);
+ *  - SANITISED_PAGES_PARAMS.
  */
+/**
+ * Sanitised guest pages: the kernel zeroes every page it frees (init_on_free), so free memory in
+ * a snapshot is zero and the loaders skip it (docs/architecture.md, "Non-zero regions"). Guest
+ * RAM is a fresh anonymous mapping at boot, so the kernel is told it starts zeroed and skips
+ * clearing it again (faasnap_ram_zeroed, guest/kernel/patches/0005): ~65 s per 256 MiB on PVM.
+ */
+export const SANITISED_PAGES_PARAMS: readonly string[] = ['init_on_free=1', 'faasnap_ram_zeroed=1'];
+
+/** Appended after the defaults to boot without sanitised pages (the kernel takes the last). */
+export const UNSANITISED_PAGES_PARAMS: readonly string[] = ['init_on_free=0'];
+
 export const DEFAULT_LINUX_PARAMS: readonly string[] = [
   'reboot=k',
   'panic=-1',
   'quiet',
   'tsc=reliable',
   'rcupdate.rcu_cpu_stall_suppress=1',
+  ...SANITISED_PAGES_PARAMS,
 ];
 
 /** The agent channel's port name: the agent finds its device under /sys/class/virtio-ports. */
