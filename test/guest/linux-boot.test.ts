@@ -206,7 +206,9 @@ kvmTest(
     await withInitramfs(pre.busybox, FREE_INIT, async (initrd) => {
       const sanitised = await stalePagesAfter(pre, initrd, []);
       const unsanitised = await stalePagesAfter(pre, initrd, UNSANITISED_PAGES_PARAMS);
-      t.diagnostic(`pages still holding the freed file: ${sanitised} sanitised, ${unsanitised} not`);
+      t.diagnostic(
+        `pages still holding the freed file: ${sanitised} sanitised, ${unsanitised} not`,
+      );
       assert.equal(sanitised, 0, 'every page of the freed file was cleared');
       // Without init_on_free most of the 16 MiB is still there: the count above can fail.
       assert.ok(unsanitised > ((STALE_MIB << 20) / 4096) * 0.5, `${unsanitised} stale pages`);
