@@ -10,6 +10,18 @@ import { Vm, type VmConfig } from '../vm.js';
 import { bootLinux, linuxCmdline, type LinuxBootInfo } from './linux.js';
 
 /**
+ * Sanitised guest pages: the kernel zeroes every page it frees (init_on_free), so free memory in
+ * a snapshot is zero and the loaders skip it (docs/architecture.md, "Non-zero regions"). Guest
+ * RAM is a fresh anonymous mapping at boot, so the kernel is told it starts zeroed and does not
+ * clear it again (faasnap_ram_zeroed, guest/kernel/patches/0005): that took ~65 s per 256 MiB
+ * on PVM.
+ */
+export const SANITISED_PAGES_PARAMS: readonly string[] = ['init_on_free=1', 'faasnap_ram_zeroed=1'];
+
+/** Appended after the defaults to boot without sanitised pages (the kernel takes the last). */
+export const UNSANITISED_PAGES_PARAMS: readonly string[] = ['init_on_free=0'];
+
+/**
  * Parameters every faasnap Linux guest gets before the caller's (which may override them):
  *  - reboot=k: a reset through the i8042 is how a guest without ACPI stops the VM;
  *  - panic=-1: a panicked kernel resets at once instead of spinning (emulated) forever;
@@ -22,17 +34,6 @@ import { bootLinux, linuxCmdline, type LinuxBootInfo } from './linux.js';
  *    one of those NMIs crashed restored guests: see nofsgsbase in vmm/cpu/template.ts);
  *  - SANITISED_PAGES_PARAMS.
  */
-/**
- * Sanitised guest pages: the kernel zeroes every page it frees (init_on_free), so free memory in
- * a snapshot is zero and the loaders skip it (docs/architecture.md, "Non-zero regions"). Guest
- * RAM is a fresh anonymous mapping at boot, so the kernel is told it starts zeroed and skips
- * clearing it again (faasnap_ram_zeroed, guest/kernel/patches/0005): ~65 s per 256 MiB on PVM.
- */
-export const SANITISED_PAGES_PARAMS: readonly string[] = ['init_on_free=1', 'faasnap_ram_zeroed=1'];
-
-/** Appended after the defaults to boot without sanitised pages (the kernel takes the last). */
-export const UNSANITISED_PAGES_PARAMS: readonly string[] = ['init_on_free=0'];
-
 export const DEFAULT_LINUX_PARAMS: readonly string[] = [
   'reboot=k',
   'panic=-1',
