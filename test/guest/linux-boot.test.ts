@@ -2,7 +2,8 @@
 // initramfs on 1 and 2 vCPUs, reaches /init, and powers off cleanly; a kernel panic stops the
 // VM with a clear error and releases everything; pages the guest frees are zero in its memory
 // (sanitised pages) unless it boots without them. A boot takes ~20-25 s on the PVM host (guest
-// kernel code is emulated), so there is exactly one boot per case.
+// kernel code is emulated), so each case boots once, the sanitised-pages case twice (with and
+// without them, so that its count can fail).
 
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -174,7 +175,7 @@ function stalePages(vm: ReturnType<typeof createLinuxVm>['vm']): number {
   return pages;
 }
 
-/** Boots `initrd`, waits for `marker` on the console, pauses and counts stale pages, stops. */
+/** Boots `initrd`, waits for FREED on the console, pauses, counts stale pages and stops. */
 async function stalePagesAfter(
   pre: { kernel: string },
   initrd: string,
