@@ -29,6 +29,7 @@ import { native } from '../native/index.js';
 import { Prefetcher, mapFaasnapMemory, type FaasnapFiles } from '../loader/faasnap.js';
 import { anonRam } from '../loader/fixtures.js';
 import { buildLoadingSet, type LoadingSetManifest } from '../loader/loading-set-file.js';
+import { loadingSetSize } from '../loader/loading-set.js';
 import { MincoreRecorder } from '../loader/recorder.js';
 import { scanFile } from '../loader/regions.js';
 import type { FaasnapVariant } from '../loader/plan.js';
@@ -151,8 +152,10 @@ export type IoVariant = 'cached' | 'vanilla' | FaasnapVariant;
  *             #15; without it, the behaviour before)
  *   wait      the toucher starts only when prefetching is done (no race with the prefetcher:
  *             its remaining major faults are on pages outside the loading set)
+ *   packed    the loading set laid out back to back (format version 1) instead of with its large
+ *             regions 2 MiB-aligned (the same recording)
  */
-const KNOBS = ['memrand', 'lsrand', 'lsfadv', 'populate', 'wait'] as const;
+const KNOBS = ['memrand', 'lsrand', 'lsfadv', 'populate', 'wait', 'packed'] as const;
 type Knob = (typeof KNOBS)[number];
 
 function parseVariant(name: string): { base: IoVariant; knobs: Set<Knob> } {
@@ -185,11 +188,16 @@ export interface IoSample {
   memfileWasteMiB: number;
 }
 
-interface Setup {
-  dir: string;
-  memoryFile: string;
+interface LoadingSetFiles {
   loadingSetFile: string;
   manifest: LoadingSetManifest;
+}
+
+interface Setup extends LoadingSetFiles {
+  dir: string;
+  memoryFile: string;
+  /** The same loading set, packed (the `packed` knob). */
+  packed: LoadingSetFiles;
   memSize: number;
   inputB: number[];
   /** Pages of B, as a bitmap over the memory file. */
@@ -248,23 +256,30 @@ async function setup(
   const groups = recorder.stop();
   ram.free();
   const scan = await scanFile(memoryFile);
-  const loadingSetFile = join(dir, 'loading-set');
-  const manifest = await buildLoadingSet({
-    memoryFilePath: memoryFile,
-    stateChecksum: '0'.repeat(64),
-    groups: groups.groups,
-    scans: groups.scans,
-    scan,
-    loadingSetPath: loadingSetFile,
-    manifestPath: join(dir, 'loading-set.json'),
-  });
+  const build = async (name: string, alignHuge: boolean): Promise<LoadingSetFiles> => {
+    const loadingSetFile = join(dir, name);
+    const manifest = await buildLoadingSet({
+      memoryFilePath: memoryFile,
+      stateChecksum: '0'.repeat(64),
+      groups: groups.groups,
+      scans: groups.scans,
+      scan,
+      layout: { alignHuge },
+      loadingSetPath: loadingSetFile,
+      manifestPath: `${loadingSetFile}.json`,
+    });
+    return { loadingSetFile, manifest };
+  };
+  const aligned = await build('loading-set', true);
+  const packed = await build('loading-set-packed', false);
   const touchedB = new Uint8Array(memSize / PAGE);
   for (const p of inputB) touchedB[p] = 1;
-  return { dir, memoryFile, loadingSetFile, manifest, memSize, inputB, touchedB };
+  return { dir, memoryFile, ...aligned, packed, memSize, inputB, touchedB };
 }
 
-async function runOnce(s: Setup, name: string): Promise<IoSample> {
+async function runOnce(setup: Setup, name: string): Promise<IoSample> {
   const { base: variant, knobs } = parseVariant(name);
+  const s = knobs.has('packed') ? { ...setup, ...setup.packed } : setup;
   if (variant === 'cached') await loadPageCache(s.memoryFile);
   else dropPageCache(s.memoryFile);
   dropPageCache(s.loadingSetFile);
@@ -373,7 +388,7 @@ async function main(): Promise<void> {
   const input = arg('input', 'B') === 'A' ? 'A' : 'B';
   const s = await setup(dataMiB, wsMiB, input, Number(arg('code-kib', '64')));
   try {
-    const lsMiB = s.manifest.file.size / MiB;
+    const lsMiB = loadingSetSize(s.manifest.regions) / MiB;
     console.log(
       `memory ${s.memSize / MiB} MiB, loading set ${lsMiB.toFixed(1)} MiB in ${s.manifest.regions.length} regions, ` +
         `${s.manifest.recording.scans} scans; input ${input} touches ${s.inputB.length} pages (${((s.inputB.length * PAGE) / MiB).toFixed(1)} MiB)`,

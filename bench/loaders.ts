@@ -17,6 +17,7 @@ import {
 } from '../guest/micro/index.js';
 import { createMicroVm } from '../guest/micro/launch.js';
 import type { MemoryMode } from '../loader/modes.js';
+import { loadingSetSize } from '../loader/loading-set.js';
 import type { VmmStats } from '../process/protocol.js';
 import { VmmPool } from '../process/pool.js';
 import { dropPageCache, loadPageCache } from '../vmm/snapshot/memory-dump.js';
@@ -172,7 +173,7 @@ export async function runLoaderBench(opts: LoaderBenchOptions): Promise<LoaderBe
       limit,
       memMiB,
       snapshotBytes: image.length,
-      loadingSetBytes: rec.manifest.file.size,
+      loadingSetBytes: loadingSetSize(rec.manifest.regions),
       recordMs: rec.recordMs,
       samples,
       summary,

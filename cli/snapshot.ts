@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { MICRO_PARAM_GPA } from '../guest/micro/index.js';
 import { MEMORY_MODES, isMemoryMode, type MemoryMode } from '../loader/modes.js';
+import { loadingSetSize } from '../loader/loading-set.js';
 import { recordFaasnap, recordReap } from '../restore/record.js';
 import { inspectSnapshot } from '../restore/inspect.js';
 import { restoreSnapshot } from '../restore/snapshot.js';
@@ -101,7 +102,7 @@ export function registerSnapshotCommands(program: Command, vm: Command): void {
             intervalThreshold: o.intervalThreshold,
           });
           console.log(
-            `faasnap: ${r.scans} mincore scans, working set ${MiB(r.workingSetPages * 4096)}, loading set ${MiB(r.manifest.file.size)} in ${r.manifest.regions.length} regions (${formatMs(r.recordMs)})`,
+            `faasnap: ${r.scans} mincore scans, working set ${MiB(r.workingSetPages * 4096)}, loading set ${MiB(loadingSetSize(r.manifest.regions))} in ${r.manifest.regions.length} regions (${formatMs(r.recordMs)})`,
           );
         }
         if (o.kind !== 'faasnap') {

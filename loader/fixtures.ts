@@ -2,7 +2,7 @@
 // the loaders without KVM).
 
 import { native } from '../native/index.js';
-import type { GuestRam } from '../vmm/guest-ram.js';
+import { mapHugeAligned, type GuestRam } from '../vmm/guest-ram.js';
 
 export const P = 4096;
 
@@ -35,16 +35,9 @@ export function prng(seed: number): () => number {
   };
 }
 
-/** Anonymous memory in the shape of GuestRam (one region at GPA 0); free() unmaps it. */
+/** Anonymous memory mapped as GuestRam maps it (one region at GPA 0); free() unmaps it. */
 export function anonRam(size: number): GuestRam & { free(): void } {
-  const M = native.memConstants;
-  const hostAddr = native.mmap(
-    size,
-    M.PROT_READ! | M.PROT_WRITE!,
-    M.MAP_PRIVATE! | M.MAP_ANONYMOUS! | M.MAP_NORESERVE!,
-    -1,
-    0,
-  );
+  const hostAddr = mapHugeAligned(size);
   const view = native.memoryView(hostAddr, size);
   return {
     regions: [{ slot: 0, gpa: 0, size, hostAddr, view }],

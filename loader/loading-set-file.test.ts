@@ -280,7 +280,7 @@ test('manifests from disk are validated before use', async () => {
       },
       'LOADING_SET_INVALID',
     ],
-    ['other version', { ...m, version: 2 }, 'LOADING_SET_STALE'],
+    ['other version', { ...m, version: 3 }, 'LOADING_SET_STALE'],
     ['version as text', { ...m, version: '1' }, 'LOADING_SET_INVALID'],
   ];
   for (const [why, value, code] of broken)
@@ -293,7 +293,76 @@ test('manifests from disk are validated before use', async () => {
   );
   await assert.rejects(readLoadingSetManifest(join(f.dir, 'none.json')), is('SNAPSHOT_MISSING'));
   await assert.rejects(
-    writeLoadingSetManifest(f.manifestPath, { ...m, version: 2 } as unknown as LoadingSetManifest),
+    writeLoadingSetManifest(f.manifestPath, { ...m, version: 3 } as unknown as LoadingSetManifest),
+  );
+  // Version 1 (packed regions, written by older builds) still reads.
+  assert.equal(validateManifest({ ...m, version: 1 }).version, 1);
+});
+
+test('large regions sit 2 MiB-aligned in the file, over a hole; the bytes read back exact', async () => {
+  const dir = freshDir();
+  const pages = 2048; // 8 MiB
+  // A small region read first (group 0), then a 4 MiB region holding two whole 2 MiB blocks at
+  // guest 3 MiB (group 1), then a small one (group 2).
+  const nonZero = [...range(4, 6), ...range(768, 1792), ...range(1900, 1903)];
+  const mem = randomImage(pages, nonZero, 7);
+  const memoryFilePath = join(dir, 'memory.bin');
+  writeFileSync(memoryFilePath, mem);
+  const rec = record(pages, [range(4, 6), range(768, 1792), range(1900, 1903)]);
+  const paths = {
+    memoryFilePath,
+    loadingSetPath: join(dir, 'loading-set.bin'),
+    manifestPath: join(dir, 'loading-set.json'),
+  };
+  const input = {
+    ...paths,
+    stateChecksum: STATE,
+    groups: rec.groups,
+    scans: rec.scans,
+    scan: await scanFile(memoryFilePath),
+  };
+  const m = await buildLoadingSet(input);
+  const MiB = 1 << 20;
+  assert.deepEqual(
+    m.regions.map((r) => [r.memOffset / P, r.length / P, r.fileOffset / P]),
+    [
+      [4, 2, 0],
+      [768, 1024, MiB / P], // 3 MiB ≡ 1 MiB (mod 2 MiB): the hole is [2 pages, 1 MiB)
+      [1900, 3, MiB / P + 1024],
+    ],
+  );
+  assert.equal(m.version, 2);
+  assert.equal(m.file.size, 5 * MiB + 3 * P);
+  const file = readFileSync(paths.loadingSetPath);
+  assert.equal(file.length, m.file.size);
+  for (const r of m.regions) {
+    const want = mem.subarray(r.memOffset, r.memOffset + r.length);
+    assert.ok(file.subarray(r.fileOffset, r.fileOffset + r.length).equals(want));
+  }
+  // The hole holds no disk blocks (st_blocks counts 512-byte units; the data is ~4 MiB).
+  assert.ok(statSync(paths.loadingSetPath).blocks * 512 < m.file.size - MiB / 2);
+  // sha256 covers the regions' bytes, not the hole: a copy checked by the full hash passes.
+  const data = Buffer.concat(
+    m.regions.map((r) => mem.subarray(r.memOffset, r.memOffset + r.length)),
+  );
+  assert.equal(m.file.sha256, createHash('sha256').update(data).digest('hex'));
+  await verifyLoadingSet(m, paths);
+  const old = structuredClone(m);
+  delete old.file.sample;
+  delete old.file.identity;
+  const copy = join(dir, 'copy.bin');
+  writeFileSync(copy, file);
+  const fh = await openLoadingSet(old, {
+    memorySize: mem.length,
+    stateChecksum: STATE,
+    loadingSetPath: copy,
+  });
+  await fh.close();
+  // Packed (alignHuge: false): back to back, as version 1 laid it out.
+  const packed = await buildLoadingSet({ ...input, layout: { alignHuge: false } });
+  assert.deepEqual(
+    packed.regions.map((r) => r.fileOffset / P),
+    [0, 2, 1026],
   );
 });
 

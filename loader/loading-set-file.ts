@@ -1,6 +1,6 @@
 // The loading-set file and its manifest. The file is the loading set's bytes copied out of the
 // memory file, region after region in (group, offset) order, so one sequential read fetches the
-// working set. The manifest (JSON) says where every region belongs in guest memory and binds the
+// working set (with holes before 2 MiB-aligned regions since format version 2: loading-set.ts). The manifest (JSON) says where every region belongs in guest memory and binds the
 // file to one snapshot: a loading set recorded against another snapshot would map wrong bytes
 // into the guest, so a stale one must be detected, never used.
 
@@ -21,14 +21,19 @@ import {
 import {
   checkLoadingSetLayout,
   computeLoadingSet,
+  loadingSetFileRanges,
+  loadingSetFileSize,
   loadingSetSize,
+  type LayoutOptions,
   type LoadingSetRegion,
 } from './loading-set.js';
 import { nonZeroPages, type NonZeroScan } from './regions.js';
 import { DEFAULT_INTERVAL_THRESHOLD, PAGE_SIZE, checkRegions } from './units.js';
 
 export const MANIFEST_FORMAT = 'faasnap-loading-set';
-export const MANIFEST_VERSION = 1;
+/** Written by this build. Version 1 (every region packed) reads as well: its layout is valid. */
+export const MANIFEST_VERSION = 2;
+const READABLE_VERSIONS: readonly number[] = [1, 2];
 const COPY_CHUNK = 8 << 20;
 /** Bytes hashed at each end of the loading-set file for `file.sample`. */
 export const SAMPLE_BYTES = 64 << 10;
@@ -40,7 +45,7 @@ const Strict = { additionalProperties: false } as const;
 export const LoadingSetManifestSchema = Type.Object(
   {
     format: Type.Literal(MANIFEST_FORMAT),
-    version: Type.Literal(MANIFEST_VERSION),
+    version: Type.Union([Type.Literal(1), Type.Literal(2)]),
     pageSize: Type.Literal(PAGE_SIZE),
     /** Size of the memory file (= guest memory) the set was recorded against. */
     memorySize: Size,
@@ -58,7 +63,8 @@ export const LoadingSetManifestSchema = Type.Object(
       Strict,
     ),
     /**
-     * The loading-set file; its SHA-256 is also that of the memory bytes it copied. `sample`
+     * The loading-set file. `sha256` is that of its regions' bytes in file order (= the memory
+     * bytes it copied; holes excluded, so for version 1 the whole file's). `sample`
      * (SHA-256 of its first and last SAMPLE_BYTES) and `identity` (the file as written: device,
      * inode, mtime) bind the manifest to the file's content without reading all of it. Manifests
      * of older builds lack them and are checked against the full hash instead.
@@ -112,7 +118,8 @@ function identityOf(st: BigIntStats): NonNullable<LoadingSetFileInfo['identity']
 
 /**
  * Copies the loading set's bytes from the memory file into `outPath` (atomically), in file
- * order. Returns the file's size, SHA-256, sample hash and identity.
+ * order; the bytes between regions are left as holes. Returns the file's size, SHA-256, sample
+ * hash and identity.
  */
 export async function writeLoadingSetFile(
   memoryFilePath: string,
@@ -149,7 +156,7 @@ export async function writeLoadingSetFile(
   } finally {
     await mem.close();
   }
-  const size = loadingSetSize(regions);
+  const size = loadingSetFileSize(regions);
   const written = await open(outPath, 'r').catch((e: unknown) => {
     throw ioError('open', outPath, e);
   });
@@ -204,8 +211,10 @@ export function validateManifest(
   if (typeof value === 'object' && value !== null && 'version' in value) {
     const v = (value as { version: unknown }).version;
     // Another format version is not damage: the set just has to be recorded again.
-    if (typeof v === 'number' && v !== MANIFEST_VERSION)
-      throw stale(`manifest format version ${String(v)}, this build reads ${MANIFEST_VERSION}`);
+    if (typeof v === 'number' && !READABLE_VERSIONS.includes(v))
+      throw stale(
+        `manifest format version ${String(v)}, this build reads ${READABLE_VERSIONS.join(' and ')}`,
+      );
   }
   let m: LoadingSetManifest;
   try {
@@ -220,9 +229,9 @@ export function validateManifest(
     bad(`memory size ${m.memorySize} is not whole pages`);
   checkRegions('non-zero region', m.nonZero.regions, m.memorySize, code);
   checkLoadingSetLayout(m.regions, m.memorySize, code);
-  if (m.file.size !== loadingSetSize(m.regions)) {
+  if (m.file.size !== loadingSetFileSize(m.regions)) {
     bad(
-      `file size ${m.file.size} is not the sum of the region lengths ${loadingSetSize(m.regions)}`,
+      `file size ${m.file.size} is not the end of its last region ${loadingSetFileSize(m.regions)}`,
     );
   }
   const late = m.regions.find((r) => r.group >= m.recording.scans);
@@ -304,7 +313,7 @@ export async function openLoadingSet(
     if (!same) {
       const [kind, expected, actual] = want.sample
         ? ['sample', want.sample, await sampleHash(fh, want.size)]
-        : ['SHA-256', want.sha256, await fullHash(fh, want.size)];
+        : ['SHA-256', want.sha256, await fullHash(fh, manifest.regions)];
       if (actual !== expected)
         throw stale(`${path} is not the file its manifest was written for (${kind} differs)`, {
           expected,
@@ -318,14 +327,17 @@ export async function openLoadingSet(
   }
 }
 
-async function fullHash(fh: FileHandle, size: number): Promise<string> {
+/** SHA-256 of the regions' bytes in the loading-set file (what `file.sha256` covers). */
+async function fullHash(fh: FileHandle, regions: readonly LoadingSetRegion[]): Promise<string> {
   const hash = createHash('sha256');
-  const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, Math.max(size, 1)));
-  for (let at = 0; at < size;) {
-    const n = await readFull(fh, buf, Math.min(buf.length, size - at), at);
-    if (n === 0) break;
-    hash.update(buf.subarray(0, n));
-    at += n;
+  const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK, Math.max(loadingSetSize(regions), 1)));
+  for (const r of loadingSetFileRanges(regions)) {
+    for (let at = r.fileOffset, end = r.fileOffset + r.length; at < end;) {
+      const n = await readFull(fh, buf, Math.min(buf.length, end - at), at);
+      if (n === 0) return hash.digest('hex'); // truncated: cannot match
+      hash.update(buf.subarray(0, n));
+      at += n;
+    }
   }
   return hash.digest('hex');
 }
@@ -394,6 +406,8 @@ export interface BuildLoadingSetInput {
   /** scanFile(memoryFilePath) of the same memory file. */
   scan: NonZeroScan;
   intervalThreshold?: number;
+  /** The loading-set file's layout (default: 2 MiB-aligned large regions). */
+  layout?: LayoutOptions;
   loadingSetPath: string;
   manifestPath: string;
   hooks?: AtomicWriteHooks;
@@ -413,7 +427,10 @@ export async function buildLoadingSet(input: BuildLoadingSetInput): Promise<Load
       `${input.memoryFilePath} has ${st.size} bytes, its region scan covered ${input.scan.size}`,
     );
   }
-  const regions = computeLoadingSet(input.groups, nonZeroPages(input.scan), { intervalThreshold });
+  const regions = computeLoadingSet(input.groups, nonZeroPages(input.scan), {
+    intervalThreshold,
+    ...input.layout,
+  });
   await unlink(input.manifestPath).catch((e: NodeJS.ErrnoException) => {
     if (e.code !== 'ENOENT')
       throw new FaasnapError('SNAPSHOT_IO', `unlink ${input.manifestPath}: ${e.code}`);

@@ -5,14 +5,18 @@
 //
 // Variants (the ablations of §4.7 that change mapping or prefetching):
 //   faasnap          anonymous base, memory file per non-zero region, loading-set file on top;
-//                    the loader reads the loading-set file front to back
+//                    the loader reads the loading-set file front to back (skipping its holes)
 //   no-paging        same mappings, no concurrent reads (faults page in on demand)
 //   no-regions       the whole memory file mapped instead of per-region; loading set on top
 //   no-compact-file  no loading-set file: its regions are mapped from the memory file and the
 //                    loader reads the memory file at their offsets, in group order
 
 import { FaasnapError } from '../common/errors.js';
-import { checkLoadingSetLayout, loadingSetSize, type LoadingSetRegion } from './loading-set.js';
+import {
+  checkLoadingSetLayout,
+  loadingSetFileRanges,
+  type LoadingSetRegion,
+} from './loading-set.js';
 import { PAGE_SIZE, checkInt, checkMemorySize, checkRegions, type MemRegion } from './units.js';
 
 export const FAASNAP_VARIANTS = ['faasnap', 'no-paging', 'no-regions', 'no-compact-file'] as const;
@@ -175,8 +179,8 @@ export function prefetchPlan(
       break;
     case 'faasnap':
     case 'no-regions':
-      // The regions are back to back in the file, so the whole file is one sequential read.
-      chop('loadset', 0, loadingSetSize(loadingSet));
+      // One sequential pass over the file; the holes before 2 MiB-aligned regions are skipped.
+      for (const r of loadingSetFileRanges(loadingSet)) chop('loadset', r.fileOffset, r.length);
       break;
     case 'no-compact-file':
       for (const r of loadingSet) chop('memfile', r.memOffset, r.length);

@@ -18,6 +18,7 @@ import {
   type Recording,
 } from '../restore/record.js';
 import { createSnapshot, restoreSnapshot } from '../restore/snapshot.js';
+import { loadingSetSize } from '../loader/loading-set.js';
 import { Vm } from '../vmm/vm.js';
 import { JAIL_FD_ENV } from './jail.js';
 import { installVmmFilter } from './seccomp.js';
@@ -230,7 +231,7 @@ async function finishRecording(): Promise<unknown> {
       workingSetPages: result.workingSetPages,
       scans: result.scans,
       recordMs: result.recordMs,
-      loadingSetBytes: result.manifest.file.size,
+      loadingSetBytes: loadingSetSize(result.manifest.regions),
       regions: result.manifest.regions.length,
     };
   return { pages: result.pages, recordMs: result.recordMs };

@@ -3,6 +3,7 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { readLoadingSetManifest } from '../loader/loading-set-file.js';
+import { loadingSetSize } from '../loader/loading-set.js';
 import { readReapManifest } from '../loader/reap-file.js';
 import { scanFile } from '../loader/regions.js';
 import { residentFraction } from '../vmm/snapshot/memory-dump.js';
@@ -50,7 +51,7 @@ export async function inspectSnapshot(dir: string): Promise<SnapshotInspection> 
     residentFraction: residentFraction(p.memoryFile, state.memory.size),
     loadingSet: ls
       ? {
-          bytes: ls.file.size,
+          bytes: loadingSetSize(ls.regions),
           regions: ls.regions.length,
           scans: ls.recording.scans,
           groups: [...groups.entries()]

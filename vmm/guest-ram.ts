@@ -9,7 +9,7 @@
 
 import { FaasnapError } from '../common/errors.js';
 import { native } from '../native/index.js';
-import { PAGE_SIZE } from '../common/page.js';
+import { HUGE_PAGE_SIZE, PAGE_SIZE } from '../common/page.js';
 import { GuestMemory } from './guest-memory.js';
 
 /** First byte of the 32-bit MMIO hole (virtio-mmio devices, IOAPIC, LAPIC live above it). */
@@ -40,6 +40,31 @@ export function ramLayout(sizeBytes: number): { gpa: number; size: number }[] {
   ];
 }
 
+/**
+ * Private anonymous memory at a HUGE_PAGE_SIZE-aligned host address (the kernel aligns large
+ * anonymous mappings only on some versions): a loader's file mapping on top can then be mapped
+ * with whole 2 MiB folios. NORESERVE: guest RAM is overcommitted like any VMM's; untouched pages
+ * cost nothing.
+ */
+export function mapHugeAligned(size: number): bigint {
+  const M = native.memConstants;
+  const span = size + HUGE_PAGE_SIZE;
+  const base = native.mmap(
+    span,
+    M.PROT_READ! | M.PROT_WRITE!,
+    M.MAP_PRIVATE! | M.MAP_ANONYMOUS! | M.MAP_NORESERVE!,
+    -1,
+    0,
+  );
+  const huge = BigInt(HUGE_PAGE_SIZE);
+  const addr = ((base + huge - 1n) / huge) * huge;
+  const head = addr - base;
+  const tail = huge - head; // span - size - head
+  if (head > 0n) native.munmap(base, head);
+  if (tail > 0n) native.munmap(addr + BigInt(size), tail);
+  return addr;
+}
+
 export class GuestRam {
   readonly regions: RamRegion[] = [];
   readonly memory: GuestMemory;
@@ -50,14 +75,7 @@ export class GuestRam {
     const M = native.memConstants;
     try {
       ramLayout(sizeBytes).forEach(({ gpa, size }, slot) => {
-        // NORESERVE: guest RAM is overcommitted like any VMM's; untouched pages cost nothing.
-        const hostAddr = native.mmap(
-          size,
-          M.PROT_READ! | M.PROT_WRITE!,
-          M.MAP_PRIVATE! | M.MAP_ANONYMOUS! | M.MAP_NORESERVE!,
-          -1,
-          0,
-        );
+        const hostAddr = mapHugeAligned(size);
         const region: RamRegion = {
           slot,
           gpa,

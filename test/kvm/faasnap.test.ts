@@ -18,6 +18,8 @@ import {
   type TouchParams,
 } from '../../guest/micro/index.js';
 import { createMicroVm, dataPages } from '../../guest/micro/launch.js';
+import { loadingSetSize } from '../../loader/loading-set.js';
+import { validateManifest } from '../../loader/loading-set-file.js';
 import type { MemoryMode } from '../../loader/modes.js';
 import { recordFaasnap, recordReap } from '../../restore/record.js';
 import { createSnapshot, restoreSnapshot, snapshotPaths } from '../../restore/snapshot.js';
@@ -170,8 +172,10 @@ function residentRamPages(vm: Vm): number {
 function assertModeEvidence(mode: MemoryMode, vm: Vm): void {
   const mapped = mappedBytes();
   const ramPages = vm.guestRam.size / 4096;
-  const lsSize = statSync(snapshotPaths(dir).loadingSetFile).size;
+  const lsSize = loadingSetBytes();
   const say = `${mode}: ${JSON.stringify(mapped)}`;
+  // 2 MiB-aligned host RAM: a 2 MiB file range mapped there can be mapped whole.
+  for (const r of vm.guestRam.regions) assert.equal(r.hostAddr % BigInt(2 << 20), 0n, say);
   switch (mode) {
     case 'eager':
       assert.deepEqual(mapped, { memfile: 0, loadset: 0 }, say);
@@ -223,9 +227,15 @@ for (const mode of MODES) {
 
 /** What a completed prefetch reads at least: the whole loading set (from either file). */
 function lsBytes(mode: MemoryMode): number {
-  return mode === 'faasnap-no-concurrent-paging'
-    ? 0
-    : statSync(snapshotPaths(dir).loadingSetFile).size;
+  return mode === 'faasnap-no-concurrent-paging' ? 0 : loadingSetBytes();
+}
+
+/** Bytes of guest memory in the recorded loading set (the file also has holes). */
+function loadingSetBytes(): number {
+  const m = validateManifest(
+    JSON.parse(readFileSync(snapshotPaths(dir).loadingSetManifest, 'utf8')),
+  );
+  return loadingSetSize(m.regions);
 }
 
 kvmTest('a stale or missing loading set is refused before anything runs', async () => {
