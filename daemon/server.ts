@@ -107,9 +107,15 @@ export async function createDaemon(
     ctx,
     url: '',
     async listen() {
-      await recover(ctx, app.log);
-      await objects.start();
-      await vms.pool.fill();
+      // Each start-up step logs its time: a slow start says where it waited.
+      const step = async (what: string, run: () => Promise<unknown>): Promise<void> => {
+        const t0 = performance.now();
+        await run();
+        app.log.info({ ms: Math.round(performance.now() - t0) }, `start-up: ${what}`);
+      };
+      await step('state recovered', () => recover(ctx, app.log));
+      await step('object store up', () => objects.start());
+      await step('VMM pool filled', () => vms.pool.fill());
       await app.listen({ host: config.host, port: config.port });
       listening = true;
       const addr = app.server.address();
