@@ -1,8 +1,9 @@
 // The loading-set file and its manifest. The file is the loading set's bytes copied out of the
 // memory file, region after region in (group, offset) order, so one sequential read fetches the
-// working set (with holes before 2 MiB-aligned regions since format version 2: loading-set.ts). The manifest (JSON) says where every region belongs in guest memory and binds the
-// file to one snapshot: a loading set recorded against another snapshot would map wrong bytes
-// into the guest, so a stale one must be detected, never used.
+// working set (since format version 2 with holes before 2 MiB-aligned regions: loading-set.ts).
+// The manifest (JSON) says where every region belongs in guest memory and binds the file to one
+// snapshot: a loading set recorded against another snapshot would map wrong bytes into the
+// guest, so a stale one must be detected, never used.
 
 import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
