@@ -36,7 +36,14 @@ export function registerDaemonCommands(program: Command): void {
       '--token-file <path>',
       'API token file; beyond loopback one is required (default: <data dir>/api-token, made at first start)',
     )
-    .option('--jail', 'run every VMM process in a jail (own namespaces, uid, no capabilities)')
+    .option(
+      '--jail',
+      'run every VMM process in a jail: own namespaces, uid, no capabilities (default)',
+    )
+    .option(
+      '--no-jail',
+      "run VMM processes unjailed, with the daemon's privileges (logged at warn)",
+    )
     .option(
       '--no-sanitised-pages',
       'boot guests without init_on_free: stale free pages then fill snapshots (to measure)',

@@ -21,6 +21,8 @@ interface DemoOptions {
   function: string;
   runtime: 'python' | 'node';
   keep?: boolean;
+  /** false with --no-jail. */
+  jail: boolean;
 }
 
 export function registerDemoCommand(program: Command): void {
@@ -30,12 +32,20 @@ export function registerDemoCommand(program: Command): void {
     .option('--function <handler>', 'bundled function to deploy (guest/functions)', 'hello')
     .option('--runtime <python|node>', 'its runtime', 'python')
     .option('--keep', 'keep the temp data dir (SQLite store, snapshots, traces)')
+    .option('--no-jail', "run the VMM processes unjailed, with this process's privileges")
     .action((o: DemoOptions) => demo(o));
 }
 
 async function demo(o: DemoOptions): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'faasnap-demo-'));
-  const daemon = await createDaemon({ dataDir, port: 0, logLevel: 'warn', poolSize: 2 });
+  // --no-jail turns the jail off; otherwise the daemon's default (FAASNAP_JAIL=0 too) decides.
+  const daemon = await createDaemon({
+    dataDir,
+    port: 0,
+    logLevel: 'warn',
+    poolSize: 2,
+    jail: o.jail ? undefined : false,
+  });
   const t0 = performance.now();
   const stamp = (): string => formatMs(performance.now() - t0).padStart(8);
   try {
@@ -46,6 +56,11 @@ async function demo(o: DemoOptions): Promise<void> {
     if (!runtime.available)
       throw new FaasnapError('RUNTIME_UNAVAILABLE', runtime.unavailableReason ?? o.runtime);
     console.log(`[${stamp()}] guest: ${daemon.config.guest.kernel}, ${daemon.config.guest.rootfs}`);
+    const { jail } = ctx;
+    console.log(
+      `[${stamp()}] VMM processes ${jail.enabled ? 'jailed' : 'unjailed (--no-jail)'}` +
+        (jail.missing.length ? `; the host lacks ${jail.missing.join(', ')}` : ''),
+    );
 
     const name = `demo-${o.function}`;
     const api = async (method: string, path: string, body?: unknown) => {

@@ -36,7 +36,10 @@ export interface DaemonConfig {
   maxVms: number;
   /** Sum of the guest memory of live VMs, MiB. */
   maxMemoryMiB: number;
-  /** Run every VMM process in a jail (process/jail.ts; docs/security.md). */
+  /**
+   * Run every VMM process in a jail (process/jail.ts; docs/security.md). On by default; off only
+   * when asked (--no-jail, FAASNAP_JAIL=0), which the daemon logs at warn.
+   */
   jail: boolean;
   /** Invocations and deploys one client (remote address) may have in flight (CLIENT_LIMIT). */
   clientLimits: ClientLimitConfig;
@@ -81,7 +84,7 @@ export function resolveConfig(
     poolSize: input.poolSize ?? 2,
     maxVms: input.maxVms ?? 8,
     maxMemoryMiB: input.maxMemoryMiB ?? 8192,
-    jail: input.jail ?? env.FAASNAP_JAIL === '1',
+    jail: input.jail ?? env.FAASNAP_JAIL !== '0',
     clientLimits: {
       invocations: input.clientLimits?.invocations ?? 32,
       deploys: input.clientLimits?.deploys ?? 4,

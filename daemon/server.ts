@@ -43,6 +43,14 @@ export interface DaemonOptions {
   runtimes?: Runtimes;
   /** Where log lines go (default stdout; tests read them). */
   logStream?: DestinationStream;
+  /** What the host lacks for a jail (default: probed at start; tests give a host that lacks). */
+  jailLacks?: JailLacks;
+}
+
+/** What the host lacks for a jail: pieces without which there is none, and cgroup v2. */
+interface JailLacks {
+  jail: string[];
+  cgroup: string | undefined;
 }
 
 export async function createDaemon(
@@ -57,7 +65,7 @@ export async function createDaemon(
   const tls = tlsFiles(config);
   const store = Store.open(paths.db);
   // What the host lacks for a jail, checked once: the jail's set-up and /healthz both say it.
-  const lacks = { jail: jailMissing(), cgroup: cgroupMissing() };
+  const lacks = opts.jailLacks ?? { jail: jailMissing(), cgroup: cgroupMissing() };
   const vms = new VmManager(config.poolSize, config, vmJail(config, paths, lacks));
   const runtimes = opts.runtimes ?? defaultRuntimes(config.guest);
   const metrics = new Metrics({
@@ -93,7 +101,9 @@ export async function createDaemon(
   if (config.jail && ctx.jail.missing.length)
     log.warn({ missing: ctx.jail.missing }, 'VMM processes run jailed but without cgroup limits');
   if (!config.jail)
-    log.warn("VMM processes run unjailed, with the daemon's privileges (--jail; docs/security.md)");
+    log.warn(
+      "VMM processes run unjailed, with the daemon's privileges (--no-jail; docs/security.md)",
+    );
   if (!isLoopback(config.host) && !tls)
     log.warn(
       { host: config.host },
@@ -144,20 +154,21 @@ export async function createDaemon(
 }
 
 /**
- * The jail of VMM processes when config.jail: it needs root and util-linux (DAEMON_CONFIG
- * otherwise, naming what is missing).
+ * The jail of VMM processes when config.jail (the default): it needs root and util-linux.
+ * Without them the daemon does not start (DAEMON_CONFIG, naming what is missing): VMM processes
+ * run unjailed only when the operator says so (--no-jail).
  */
 function vmJail(
   config: DaemonConfig,
   paths: ReturnType<typeof dataPaths>,
-  lacks: { jail: string[]; cgroup: string | undefined },
+  lacks: JailLacks,
 ): VmJail | undefined {
   if (!config.jail) return undefined;
   const missing = lacks.jail;
   if (missing.length)
     throw new FaasnapError(
       'DAEMON_CONFIG',
-      `cannot jail VMM processes: missing ${missing.join(', ')}`,
+      `cannot jail VMM processes: missing ${missing.join(', ')}; --no-jail (FAASNAP_JAIL=0) runs them unjailed, with the daemon's privileges (docs/security.md)`,
       {
         missing,
       },

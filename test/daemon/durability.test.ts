@@ -26,7 +26,20 @@ async function startChild(dir: string): Promise<Child> {
   rmSync(info, { force: true });
   const proc = spawn(
     process.execPath,
-    [CLI, 'daemon', '--data-dir', dir, '--port', '0', '--pool-size', '1', '--log-level', 'info'],
+    // Unjailed, like the other daemon tiers (test/daemon/support.ts).
+    [
+      CLI,
+      'daemon',
+      '--data-dir',
+      dir,
+      '--port',
+      '0',
+      '--pool-size',
+      '1',
+      '--log-level',
+      'info',
+      '--no-jail',
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   // Its log says how far a start that takes too long got (recovery, Redis, the pool).

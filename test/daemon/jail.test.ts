@@ -3,6 +3,7 @@
 // user) and answers correctly in every memory mode; the VMM processes run as uids of their own
 // with no capabilities, no_new_privs and a seccomp filter (every mode above ran under it), in
 // PID, network and mount namespaces of their own.
+// A python function on the Linux guest deploys and runs in a jailed daemon too.
 // What a jailed process cannot do is tested in test/process/jail.test.ts.
 
 import assert from 'node:assert/strict';
@@ -10,7 +11,10 @@ import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { scaledMs } from '../../common/time-scale.js';
 import { JAIL_ID_BASE } from '../../process/jail.js';
+import { test } from 'node:test';
+import { guestFiles } from '../guest/support.js';
 import { kvmTest } from '../kvm/support.js';
+import { skipOrFail } from '../support/skip.js';
 import { TOUCH_FN, startDaemon, touchExpected, waitForState, walk } from './support.js';
 
 /** Processes running as a jail uid, with what /proc tells about them. */
@@ -110,4 +114,40 @@ kvmTest(
     assert.deepEqual(jailedProcesses(), [], 'no jailed process outlives the daemon');
   },
   300_000,
+);
+
+test(
+  'a jailed daemon deploys a python function on the Linux guest and runs it restored and warm (tier 3)',
+  { timeout: scaledMs(20 * 60_000) },
+  async (t) => {
+    const files = guestFiles();
+    if (typeof files === 'string') return skipOrFail(t, files);
+    const d = await startDaemon({ jail: true, guest: files, poolSize: 1 });
+    try {
+      const fn = {
+        name: 'jailed-py',
+        runtime: 'python',
+        handler: 'hello',
+        memoryMiB: 256,
+        vcpus: 1,
+        timeoutMs: 60_000,
+        recordParams: { name: 'record' },
+      };
+      assert.equal((await d.call('POST', '/functions', fn)).status, 201);
+      assert.equal((await d.call('POST', `/functions/${fn.name}/deploy`)).status, 202);
+      const ready = await waitForState(d.call, fn.name, 'ready', scaledMs(10 * 60_000));
+      assert.equal(ready.body.reached, true, JSON.stringify(ready.body));
+      for (const mode of ['faasnap', 'reap', 'warm']) {
+        const r = await d.call('POST', `/functions/${fn.name}/invocations`, {
+          mode,
+          params: { name: mode },
+        });
+        assert.equal(r.body.status, 'succeeded', `${mode}: ${r.text}`);
+        assert.equal(r.body.result.greeting, `Hello, ${mode}!`, mode);
+      }
+    } finally {
+      await d.stop();
+    }
+    assert.deepEqual(jailedProcesses(), [], 'no jailed process outlives the daemon');
+  },
 );

@@ -121,8 +121,13 @@ export async function startDaemon(
   opts: DaemonOptions = {},
 ): Promise<TestDaemon> {
   const dataDir = dir ?? mkdtempSync(join(tmpdir(), 'faasnap-daemon-test-'));
+  // Unjailed unless a test asks (jail: true): the jail has tests of its own
+  // (test/daemon/jail.test.ts, test/process/jail*.test.ts), and the fault tests reach under
+  // running VMM processes (FUSE files swapped under snapshots) where a jail's private mount
+  // namespace would not see them. FAASNAP_TEST_JAIL=1 runs every daemon test jailed.
+  const jail = process.env.FAASNAP_TEST_JAIL === '1';
   const daemon = await createDaemon(
-    { dataDir, port: 0, logLevel: 'silent', poolSize: 1, ...cfg },
+    { dataDir, port: 0, logLevel: 'silent', poolSize: 1, jail, ...cfg },
     opts,
   );
   const url = await daemon.listen();
