@@ -58,7 +58,7 @@ async function demo(o: DemoOptions): Promise<void> {
     console.log(`[${stamp()}] guest: ${daemon.config.guest.kernel}, ${daemon.config.guest.rootfs}`);
     const { jail } = ctx;
     console.log(
-      `[${stamp()}] VMM processes ${jail.enabled ? 'jailed' : 'unjailed (--no-jail)'}` +
+      `[${stamp()}] VMM processes ${jail.enabled ? 'jailed' : "unjailed, with this process's privileges"}` +
         (jail.missing.length ? `; the host lacks ${jail.missing.join(', ')}` : ''),
     );
 
