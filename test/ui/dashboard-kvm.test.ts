@@ -6,16 +6,36 @@
 
 import assert from 'node:assert/strict';
 import { scaledMs } from '../../common/time-scale.js';
-import { TOUCH_FN, startDaemon, touchExpected, walk } from '../daemon/support.js';
+import { TOUCH_FN, request, startDaemon, touchExpected, walk } from '../daemon/support.js';
 import { KVM_PRESENT } from '../kvm/support.js';
 import { StrictPage, browserTest, launchChromium } from './browser.js';
 
 const kvmMissing = () => (KVM_PRESENT ? undefined : 'KVM tier did not run: /dev/kvm is missing');
 
+/**
+ * The daemon's log kept in memory for a failure's report: its own lines (deploy steps, warnings)
+ * and, apart, the last HTTP requests, which tell whether the page was still polling.
+ */
+class DaemonLog {
+  readonly lines: string[] = [];
+  readonly requests: string[] = [];
+  write(msg: string): void {
+    const ring = /"(incoming request|request completed)"/.test(msg) ? this.requests : this.lines;
+    ring.push(msg.trimEnd());
+    if (ring.length > 200) ring.shift();
+  }
+  tail(): string {
+    return [...this.lines.slice(-60), '-- last requests --', ...this.requests.slice(-12)].join(
+      '\n',
+    );
+  }
+}
+
 browserTest(
   'dashboard (KVM): deploy the micro function from the UI, invoke it, see result and waterfall',
   async () => {
-    const d = await startDaemon();
+    const log = new DaemonLog();
+    const d = await startDaemon({ logLevel: 'info' }, undefined, { logStream: log });
     const browser = await launchChromium();
     const ui = await StrictPage.open(browser, `${d.url}/ui/`);
     const page = ui.page;
@@ -30,9 +50,12 @@ browserTest(
       const row = page.locator(`tr[data-function="${TOUCH_FN.name}"]`);
       await row.locator('.badge', { hasText: 'registered' }).waitFor();
 
-      // Deploy from the list; the polled state goes through the chain to ready.
+      // Deploy from the list; the polled state goes through the chain to ready (a failed
+      // deploy ends the wait at once, with the daemon's error in the report below).
       await row.getByRole('button', { name: 'Deploy' }).click();
-      await row.locator('.badge', { hasText: /^ready$/ }).waitFor({ timeout: scaledMs(90_000) });
+      const settled = row.locator('.badge', { hasText: /^(ready|failed)$/ });
+      await settled.waitFor({ timeout: scaledMs(90_000) });
+      assert.equal(await settled.innerText(), 'ready', 'the deploy shown as');
       ui.check();
 
       await row.getByRole('link', { name: TOUCH_FN.name }).click();
@@ -87,6 +110,18 @@ browserTest(
       assert.equal(await page.locator('.chart .uplot').count(), 2);
       await ui.screenshot('kvm-metrics');
       ui.check();
+    } catch (e) {
+      // What the page showed, what the daemon says and logged: enough to tell a deploy that hung
+      // from a page that stopped polling.
+      const shot = await ui.screenshot('kvm-failure').catch((s: Error) => s.message);
+      const fn = await request(d.url, 'GET', `/functions/${TOUCH_FN.name}`).catch((r: Error) => ({
+        text: r.message,
+      }));
+      throw new Error(
+        `${(e as Error).message}\nscreenshot: ${shot}\n` +
+          `GET /functions/${TOUCH_FN.name} now: ${fn.text}\ndaemon log:\n${log.tail()}`,
+        { cause: e },
+      );
     } finally {
       await ui.close();
       await browser.close();
