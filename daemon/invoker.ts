@@ -271,14 +271,17 @@ export class Invoker {
     const restoreStart = performance.now();
     let restored: { phases: PhaseTiming[] };
     try {
-      restored = await rec.phase('restore', () =>
-        vmm.call<{ phases: PhaseTiming[] }>({
+      restored = await rec.phase('restore', async () => {
+        // Jailed, the process reads this snapshot through a view of its own, kept while it runs.
+        const view = await this.d.snapshots.view(snap.dir, vmm, vm.info.id);
+        vm.cleanups.push(view.remove);
+        return vmm.call<{ phases: PhaseTiming[] }>({
           type: 'restore',
-          snapshotDir: snap.dir,
+          snapshotDir: view.dir,
           mode,
           agentSocket: vm.agentSocket,
-        }),
-      );
+        });
+      });
     } catch (e) {
       this.d.metrics.restoreFailures.inc({
         mode,

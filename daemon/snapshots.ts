@@ -2,10 +2,13 @@
 // state, inspect, delete, and start-up recovery. A directory is complete only when its state
 // file exists (the VMM writes it last, atomically); anything else is a half-created snapshot
 // that recovery deletes and that is never served.
+// Snapshot directories are the daemon's user's alone (0700): a jailed VMM process, which has the
+// snapshots directory mounted, reaches a snapshot only while it is lent to its uid (writing one)
+// or through a view of its own (restoring one), so it cannot read another function's memory.
 
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { chown, copyFile, mkdir, readdir, rm } from 'node:fs/promises';
+import { chmod, chown, copyFile, link, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FaasnapError, errorBody as commonErrorBody, type ErrorBody } from '../common/errors.js';
 import type { VmmProcess } from '../process/client.js';
@@ -20,6 +23,19 @@ import type { SnapshotStore } from './store/snapshots.js';
 /** The stored and answered form of an error; `details` (e.g. the guest console's tail) kept. */
 export function errorBody(e: unknown): ErrorBody {
   return commonErrorBody(e, 'DAEMON_INTERNAL');
+}
+
+/** Snapshot directories: the daemon's user's alone. */
+const SNAPSHOT_DIR_MODE = 0o700;
+/** The snapshots directory: anyone may pass through (to a lent snapshot or a view), not list. */
+const ROOT_MODE = 0o711;
+/** Where views live, beside the snapshots (hard links need the same file system). */
+const VIEWS = '.views';
+
+/** A snapshot as one VMM process sees it: where to read it, and how to take that away. */
+export interface SnapshotView {
+  dir: string;
+  remove(): Promise<void>;
 }
 
 export class Snapshots {
@@ -47,9 +63,37 @@ export class Snapshots {
   async lend(dir: string, vmm: VmmProcess): Promise<() => Promise<void>> {
     const uid = vmm.jailUid;
     if (uid === undefined) return async () => undefined;
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: SNAPSHOT_DIR_MODE });
     await chown(dir, uid, uid);
     return () => chownTree(dir, process.getuid!(), process.getgid!());
+  }
+
+  /**
+   * The directory the VMM process `vmm` restores the snapshot in `dir` from. Unjailed, `dir`
+   * itself. Jailed, a view named `name` (unique, e.g. the VM's id): hard links to the snapshot's
+   * files in directories only its uid may enter (0500), so it reads this snapshot and no other,
+   * and writes none. Until the view is removed its links keep the files of a snapshot deleted
+   * meanwhile, as an open descriptor would (the restored memory is mapped from them).
+   */
+  async view(dir: string, vmm: VmmProcess, name: string): Promise<SnapshotView> {
+    const uid = vmm.jailUid;
+    if (uid === undefined) return { dir, remove: async () => undefined };
+    const views = join(this.root, VIEWS);
+    await mkdir(views, { recursive: true, mode: ROOT_MODE });
+    const view = join(views, name);
+    const remove = () => rm(view, { recursive: true, force: true });
+    try {
+      await linkTree(dir, view, uid);
+    } catch (e) {
+      await remove();
+      throw new FaasnapError(
+        'SNAPSHOT_IO',
+        `view of ${dir} for uid ${uid}: ${(e as Error).message}`,
+        { dir },
+        { cause: e },
+      );
+    }
+    return { dir: view, remove };
   }
 
   /** Snapshots the paused VM in `vmm` into a new directory; the row is complete only afterwards. */
@@ -157,10 +201,15 @@ export class Snapshots {
   }> {
     const r = { cleaned: 0, completed: 0, missing: 0, orphans: 0 };
     await mkdir(this.root, { recursive: true });
+    await chmod(this.root, ROOT_MODE);
+    // Views belong to VMM processes, and none has survived the daemon.
+    await rm(join(this.root, VIEWS), { recursive: true, force: true });
     const known = new Set<string>();
     for (const s of this.store.list()) {
       known.add(s.id);
       const p = snapshotPaths(s.dir);
+      // Also closes directories made before they were private.
+      await chmod(s.dir, SNAPSHOT_DIR_MODE).catch(() => undefined);
       if (s.status === 'creating') {
         if (await this.validState(p.stateFile)) {
           this.store.update(s.id, { status: 'complete', memoryBytes: statSync(p.memoryFile).size });
@@ -218,8 +267,18 @@ async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
   }
 }
 
+/** Mirrors `from` into `to`: directories owned by `uid` that only it may enter, files linked. */
+async function linkTree(from: string, to: string, uid: number): Promise<void> {
+  await mkdir(to, { mode: 0o500 });
+  for (const e of await readdir(from, { withFileTypes: true })) {
+    if (e.isDirectory()) await linkTree(join(from, e.name), join(to, e.name), uid);
+    else if (e.isFile()) await link(join(from, e.name), join(to, e.name));
+  }
+  await chown(to, uid, uid);
+}
+
 async function copyTree(from: string, to: string, skip: string): Promise<void> {
-  await mkdir(to, { recursive: true });
+  await mkdir(to, { recursive: true, mode: SNAPSHOT_DIR_MODE });
   for (const e of await readdir(from, { withFileTypes: true })) {
     if (e.name === skip) continue;
     if (e.isDirectory()) await copyTree(join(from, e.name), join(to, e.name), skip);

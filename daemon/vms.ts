@@ -29,6 +29,8 @@ export interface LiveVm {
   vmm: VmmProcess | undefined;
   /** Where this VM's agent channel listens (if its guest has one). */
   agentSocket: string;
+  /** Undone when the VM stops, after its process ended (e.g. its snapshot view removed). */
+  cleanups: (() => Promise<void>)[];
 }
 
 export interface VmLimits {
@@ -43,8 +45,9 @@ export interface VmJail {
   /** Paths VMM processes read (guest images); those that do not exist are left out. */
   readOnly: string[];
   /**
-   * Paths they write in (the snapshots directory), read-write as mounts: what they may write
-   * there is decided by ownership (a snapshot being written is lent to its VMM's uid).
+   * Paths they write in (the snapshots directory), read-write as mounts: what they may read and
+   * write there is decided by ownership (daemon/snapshots.ts: a snapshot being written is lent
+   * to its VMM's uid, one being restored is seen through a view only that uid may enter).
    */
   readWrite: string[];
   /** A cgroup per VMM process under these, if the host has cgroup v2 (process/cgroup.ts). */
@@ -161,6 +164,7 @@ export class VmManager {
     const entry: LiveVm = {
       vmm: undefined,
       agentSocket: join(this.socketDir, `${id}.sock`),
+      cleanups: [],
       info: {
         id,
         function: req.function,
@@ -202,6 +206,7 @@ export class VmManager {
       this.live.delete(id);
       // The VMM removes its socket when it stops; not when it was killed.
       rmSync(v.agentSocket, { force: true });
+      await Promise.all(v.cleanups.map((c) => c()));
     }
   }
 

@@ -3,14 +3,18 @@
 // user) and answers correctly in every memory mode; the VMM processes run as uids of their own
 // with no capabilities, no_new_privs and a seccomp filter (every mode above ran under it), in
 // PID, network and mount namespaces of their own.
+// Each restores through a view of its snapshot of its own (daemon/snapshots.ts): from inside
+// the jail, as its uid, the snapshot directory itself is closed to it.
 // A python function on the Linux guest deploys and runs in a jailed daemon too.
 // What a jailed process cannot do is tested in test/process/jail.test.ts.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { scaledMs } from '../../common/time-scale.js';
 import { JAIL_ID_BASE } from '../../process/jail.js';
+import { MEMORY_FILE } from '../../restore/snapshot.js';
 import { test } from 'node:test';
 import { guestFiles } from '../guest/support.js';
 import { kvmTest } from '../kvm/support.js';
@@ -59,6 +63,23 @@ function cmdline(pid: string): string {
 
 const ns = (pid: string | number, kind: string): string => readlinkSync(`/proc/${pid}/ns/${kind}`);
 
+/** Whether the jailed process `pid`, as its own uid, inside its mount namespace, can read `file`. */
+function readsInJail(pid: number, uid: number, file: string): boolean {
+  const ids = ['-S', String(uid), '-G', String(uid)];
+  const r = spawnSync('nsenter', [
+    '-t',
+    String(pid),
+    '-m',
+    '-r',
+    ...ids,
+    '--',
+    'head',
+    '-c1',
+    file,
+  ]);
+  return r.status === 0;
+}
+
 kvmTest(
   'jailed VMM processes deploy and invoke in every mode, unprivileged and in namespaces of their own',
   async () => {
@@ -87,6 +108,25 @@ kvmTest(
         assert.equal(r.body.status, 'succeeded', `${mode}: ${r.text}`);
         assert.equal(r.body.result.checksum, touchExpected(pages), mode);
       }
+      // Every view went with its VM.
+      const views = join(d.dir, 'snapshots', '.views');
+      assert.deepEqual(readdirSync(views), []);
+
+      // A warm VM stays: its VMM process reads its snapshot's memory through its view only.
+      const warm = await d.call('POST', `/functions/${TOUCH_FN.name}/invocations`, {
+        mode: 'warm',
+        params: { pages: walk(0, 10, 1) },
+      });
+      assert.equal(warm.body.status, 'succeeded', warm.text);
+      const vm = (await d.call('GET', '/vms')).body.find(
+        (v: { state: string }) => v.state === 'idle',
+      );
+      assert.ok(vm, 'the warm VM idles');
+      const uid = statSync(`/proc/${vm.pid}`).uid;
+      assert.ok(uid >= JAIL_ID_BASE, `pid ${vm.pid} runs as a jail uid (${uid})`);
+      assert.deepEqual(readdirSync(views), [vm.id]);
+      assert.equal(readsInJail(vm.pid, uid, join(views, vm.id, MEMORY_FILE)), true, 'its view');
+      assert.equal(readsInJail(vm.pid, uid, join(dir, MEMORY_FILE)), false, 'the snapshot itself');
 
       // The pool's idle process (refilled after the last invocation) is jailed. Only processes
       // already running the VMM count: one being started passes through `setpriv`, which holds
