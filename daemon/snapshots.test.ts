@@ -45,13 +45,13 @@ async function withSnapshots(
   }
 }
 
-/** A snapshot written by a VMM process running as `uid`, as a deploy lends it. */
+/** A snapshot written by a VMM process running as `uid` (umask 077), as a deploy lends it. */
 async function written(snapshots: Snapshots, id: string, uid: number): Promise<string> {
   const dir = snapshots.dirOf(id);
   const reclaim = await snapshots.lend(dir, vmmOf(uid));
   const w = as(
     uid,
-    `cd ${dir} && echo memory-of-${id} > memory && mkdir reap && echo p > reap/pages`,
+    `umask 077; cd ${dir} && echo memory-of-${id} > memory && mkdir reap && echo p > reap/pages`,
   );
   assert.ok(w.ok, `the lent directory is writable by its VMM: ${w.out}`);
   await reclaim();

@@ -258,12 +258,19 @@ export class Snapshots {
   }
 }
 
+/**
+ * Gives everything in `dir` to `uid`:`gid`. Files become 0644 whatever the writer's umask: who
+ * may read them is decided by the directories (a view's links must be readable to its uid).
+ */
 async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
   await chown(dir, uid, gid);
   for (const e of await readdir(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
     if (e.isDirectory()) await chownTree(p, uid, gid);
-    else await chown(p, uid, gid);
+    else {
+      await chown(p, uid, gid);
+      await chmod(p, 0o644);
+    }
   }
 }
 

@@ -3,9 +3,9 @@
 // user) and answers correctly in every memory mode; the VMM processes run as uids of their own
 // with no capabilities, no_new_privs and a seccomp filter (every mode above ran under it), in
 // PID, network and mount namespaces of their own.
-// Each restores through a view of its snapshot of its own (daemon/snapshots.ts): from inside
-// the jail, as its uid, the snapshot directory itself is closed to it.
-// A python function on the Linux guest deploys and runs in a jailed daemon too.
+// A python function on the Linux guest deploys and runs in a jailed daemon too, restored and
+// warm; the warm VM's VMM process, from inside its jail and as its uid, reads its snapshot
+// through its own view (daemon/snapshots.ts), and the snapshot directory itself is closed to it.
 // What a jailed process cannot do is tested in test/process/jail.test.ts.
 
 import assert from 'node:assert/strict';
@@ -109,24 +109,7 @@ kvmTest(
         assert.equal(r.body.result.checksum, touchExpected(pages), mode);
       }
       // Every view went with its VM.
-      const views = join(d.dir, 'snapshots', '.views');
-      assert.deepEqual(readdirSync(views), []);
-
-      // A warm VM stays: its VMM process reads its snapshot's memory through its view only.
-      const warm = await d.call('POST', `/functions/${TOUCH_FN.name}/invocations`, {
-        mode: 'warm',
-        params: { pages: walk(0, 10, 1) },
-      });
-      assert.equal(warm.body.status, 'succeeded', warm.text);
-      const vm = (await d.call('GET', '/vms')).body.find(
-        (v: { state: string }) => v.state === 'idle',
-      );
-      assert.ok(vm, 'the warm VM idles');
-      const uid = statSync(`/proc/${vm.pid}`).uid;
-      assert.ok(uid >= JAIL_ID_BASE, `pid ${vm.pid} runs as a jail uid (${uid})`);
-      assert.deepEqual(readdirSync(views), [vm.id]);
-      assert.equal(readsInJail(vm.pid, uid, join(views, vm.id, MEMORY_FILE)), true, 'its view');
-      assert.equal(readsInJail(vm.pid, uid, join(dir, MEMORY_FILE)), false, 'the snapshot itself');
+      assert.deepEqual(readdirSync(join(d.dir, 'snapshots', '.views')), []);
 
       // The pool's idle process (refilled after the last invocation) is jailed. Only processes
       // already running the VMM count: one being started passes through `setpriv`, which holds
@@ -185,6 +168,18 @@ test(
         assert.equal(r.body.status, 'succeeded', `${mode}: ${r.text}`);
         assert.equal(r.body.result.greeting, `Hello, ${mode}!`, mode);
       }
+      // The warm VM stays: its VMM process reads its snapshot's memory through its view only.
+      const vm = (await d.call('GET', '/vms')).body.find(
+        (v: { state: string }) => v.state === 'idle',
+      );
+      assert.ok(vm, 'the warm VM idles');
+      const uid = statSync(`/proc/${vm.pid}`).uid;
+      assert.ok(uid >= JAIL_ID_BASE, `pid ${vm.pid} runs as a jail uid (${uid})`);
+      const views = join(d.dir, 'snapshots', '.views');
+      assert.deepEqual(readdirSync(views), [vm.id]);
+      const snapshot = join(d.dir, 'snapshots', ready.body.function.readySnapshot as string);
+      assert.equal(readsInJail(vm.pid, uid, join(views, vm.id, MEMORY_FILE)), true, 'its view');
+      assert.equal(readsInJail(vm.pid, uid, join(snapshot, MEMORY_FILE)), false, 'the snapshot');
     } finally {
       await d.stop();
     }
