@@ -3,7 +3,8 @@
 // Invocations alternate between the two and between the modes, so both see the same machine,
 // and each starts with its daemon's pool full: the jail's extra process start-up is the pool's
 // to hide, what remains is what a restore in a jailed process costs. Per (jail, mode): medians
-// of pool-take, restore and the whole invocation.
+// of pool-take, restore (of which snapshot-view, the jailed process's own view of the snapshot)
+// and the whole invocation.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,12 +24,14 @@ export interface JailCostOptions {
 export interface JailCostSample {
   poolTakeMs: number;
   restoreMs: number;
+  /** Part of restoreMs; 0 unjailed. */
+  viewMs: number;
   totalMs: number;
 }
 
 export interface JailCostResult {
   samples: Record<string, JailCostSample[]>;
-  summary: Record<string, { poolTakeMs: Summary; restoreMs: Summary; totalMs: Summary }>;
+  summary: Record<string, Record<keyof JailCostSample, Summary>>;
 }
 
 const FN = { name: 'jail-touch', runtime: 'micro', handler: 'touch', memoryMiB: 64, stateMiB: 32 };
@@ -62,6 +65,7 @@ export async function runJailCost(opts: JailCostOptions): Promise<JailCostResult
       summary[k] = {
         poolTakeMs: summarize(s.map((x) => x.poolTakeMs)),
         restoreMs: summarize(s.map((x) => x.restoreMs)),
+        viewMs: summarize(s.map((x) => x.viewMs)),
         totalMs: summarize(s.map((x) => x.totalMs)),
       };
     return { samples, summary };
@@ -105,8 +109,13 @@ async function invoke(url: string, mode: MemoryMode): Promise<JailCostSample> {
     params: PARAMS,
   });
   if (inv.status !== 'succeeded') throw new Error(`${mode}: ${JSON.stringify(inv.error)}`);
-  const phase = (name: string): number =>
+  const phase = (name: string, absent = NaN): number =>
     (inv.phases as { name: string; durationMs: number }[]).find((p) => p.name === name)
-      ?.durationMs ?? NaN;
-  return { poolTakeMs: phase('pool-take'), restoreMs: phase('restore'), totalMs: inv.durationMs };
+      ?.durationMs ?? absent;
+  return {
+    poolTakeMs: phase('pool-take'),
+    restoreMs: phase('restore'),
+    viewMs: phase('snapshot-view', 0),
+    totalMs: inv.durationMs,
+  };
 }

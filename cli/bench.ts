@@ -134,11 +134,11 @@ async function benchJailCost(opts: JailCostOptions): Promise<void> {
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
   const file = saveResults(opts.out, 'jail', startedAt, { ...doc, result });
   console.log(
-    `${'daemon mode'.padEnd(22)} ${'pool-take'.padStart(10)} ${'restore'.padStart(10)} ${'invocation'.padStart(11)}  (medians, ms)`,
+    `${'daemon mode'.padEnd(22)} ${'pool-take'.padStart(10)} ${'restore'.padStart(10)} ${'of it view'.padStart(11)} ${'invocation'.padStart(11)}  (medians, ms)`,
   );
   for (const [k, s] of Object.entries(result.summary))
     console.log(
-      `${k.padEnd(22)} ${s.poolTakeMs.median.toFixed(1).padStart(10)} ${s.restoreMs.median.toFixed(1).padStart(10)} ${s.totalMs.median.toFixed(1).padStart(11)}`,
+      `${k.padEnd(22)} ${s.poolTakeMs.median.toFixed(1).padStart(10)} ${s.restoreMs.median.toFixed(1).padStart(10)} ${s.viewMs.median.toFixed(2).padStart(11)} ${s.totalMs.median.toFixed(1).padStart(11)}`,
     );
   console.log(`raw results: ${file}`);
 }

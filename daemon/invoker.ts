@@ -269,12 +269,14 @@ export class Invoker {
         loadPageCache(snapshotPaths(snap.dir).memoryFile),
       );
     const restoreStart = performance.now();
+    let viewMs = 0;
     let restored: { phases: PhaseTiming[] };
     try {
       restored = await rec.phase('restore', async () => {
         // Jailed, the process reads this snapshot through a view of its own, kept while it runs.
         const view = await this.d.snapshots.view(snap.dir, vmm, vm.info.id);
         vm.cleanups.push(view.remove);
+        if (view.dir !== snap.dir) viewMs = performance.now() - restoreStart;
         return vmm.call<{ phases: PhaseTiming[] }>({
           type: 'restore',
           snapshotDir: view.dir,
@@ -289,11 +291,12 @@ export class Invoker {
       });
       throw e;
     }
+    if (viewMs) rec.record('snapshot-view', restoreStart, viewMs);
     // The VMM's own restore phases, placed on the daemon's clock at the restore call.
     const base = restored.phases.find((p) => p.name in RESTORE_PHASES)?.startMs ?? 0;
     for (const p of restored.phases) {
       const name = RESTORE_PHASES[p.name];
-      if (name) rec.record(name, restoreStart + (p.startMs - base), p.durationMs);
+      if (name) rec.record(name, restoreStart + viewMs + (p.startMs - base), p.durationMs);
     }
     return restoreStart;
   }

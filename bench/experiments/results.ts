@@ -105,6 +105,7 @@ export const CSV_PHASES = [
   'pool-take',
   'page-cache-load',
   'restore',
+  'snapshot-view',
   'state-load',
   'vm-restore',
   'memory-mapping',

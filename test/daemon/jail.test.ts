@@ -107,6 +107,8 @@ kvmTest(
         });
         assert.equal(r.body.status, 'succeeded', `${mode}: ${r.text}`);
         assert.equal(r.body.result.checksum, touchExpected(pages), mode);
+        const names = r.body.phases.map((p: { name: string }) => p.name);
+        assert.ok(names.includes('snapshot-view'), `${mode}: a view in ${names.join(', ')}`);
       }
       // Every view went with its VM.
       assert.deepEqual(readdirSync(join(d.dir, 'snapshots', '.views')), []);
