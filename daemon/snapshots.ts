@@ -7,8 +7,8 @@
 // or through a view of its own (restoring one), so it cannot read another function's memory.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { chmod, chown, copyFile, link, mkdir, readdir, rm } from 'node:fs/promises';
+import { chownSync, existsSync, linkSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmod, chown, copyFile, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FaasnapError, errorBody as commonErrorBody, type ErrorBody } from '../common/errors.js';
 import type { VmmProcess } from '../process/client.js';
@@ -79,11 +79,12 @@ export class Snapshots {
     const uid = vmm.jailUid;
     if (uid === undefined) return { dir, remove: async () => undefined };
     const views = join(this.root, VIEWS);
-    await mkdir(views, { recursive: true, mode: ROOT_MODE });
+    mkdirSync(views, { recursive: true, mode: ROOT_MODE });
     const view = join(views, name);
+    // At teardown, after the answer: off the restore path, so through the thread pool.
     const remove = () => rm(view, { recursive: true, force: true });
     try {
-      await linkTree(dir, view, uid);
+      linkTree(dir, view, uid);
     } catch (e) {
       await remove();
       throw new FaasnapError(
@@ -274,14 +275,18 @@ async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
   }
 }
 
-/** Mirrors `from` into `to`: directories owned by `uid` that only it may enter, files linked. */
-async function linkTree(from: string, to: string, uid: number): Promise<void> {
-  await mkdir(to, { mode: 0o500 });
-  for (const e of await readdir(from, { withFileTypes: true })) {
-    if (e.isDirectory()) await linkTree(join(from, e.name), join(to, e.name), uid);
-    else if (e.isFile()) await link(join(from, e.name), join(to, e.name));
+/**
+ * Mirrors `from` into `to`: directories owned by `uid` that only it may enter, files linked.
+ * Synchronous: it is on the restore path, and a dozen metadata calls through the thread pool
+ * took 0.9 ms against 0.2 ms made directly (medians, a 9-file snapshot, the PVM host).
+ */
+function linkTree(from: string, to: string, uid: number): void {
+  mkdirSync(to, { mode: 0o500 });
+  for (const e of readdirSync(from, { withFileTypes: true })) {
+    if (e.isDirectory()) linkTree(join(from, e.name), join(to, e.name), uid);
+    else if (e.isFile()) linkSync(join(from, e.name), join(to, e.name));
   }
-  await chown(to, uid, uid);
+  chownSync(to, uid, uid);
 }
 
 async function copyTree(from: string, to: string, skip: string): Promise<void> {
