@@ -38,6 +38,9 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
+/** Memory a jailed VMM process may use beyond its guest's (Node, the VMM, page tables), MiB. */
+export const VMM_OVERHEAD_MIB = 256;
+
 export interface DaemonOptions {
   /** Replace runtimes (tests). */
   runtimes?: Runtimes;
@@ -178,7 +181,7 @@ function vmJail(
     // Without cgroup v2 the processes run jailed but without memory and CPU limits (/healthz
     // and the start-up log say so).
     cgroups: lacks.cgroup ? undefined : vmmCgroups(),
-    overheadMiB: 256,
+    overheadMiB: VMM_OVERHEAD_MIB,
     root: paths.jailRoot,
     readOnly: [config.guest.kernel, config.guest.rootfs].flatMap((p) => (p ? [dirname(p)] : [])),
     readWrite: [paths.snapshots],

@@ -94,7 +94,7 @@ export class VmManager {
       const id = nextId();
       // Idle, a process gets the overhead only; acquire() adds its guest's memory.
       const cgroup = jail.cgroups?.add(`vmm-${id}`, 100);
-      cgroup?.limitMemory(jail.overheadMiB << 20);
+      cgroup?.limitMemory(jail.overheadMiB * 2 ** 20);
       return {
         mountPoint: jail.root,
         uid: id,
@@ -180,7 +180,8 @@ export class VmManager {
     this.live.set(id, entry);
     try {
       const vmm = await this.pool.take();
-      vmm.limitMemory((req.memoryMiB + this.overheadMiB) << 20);
+      // Not `<< 20`: 32-bit, it turned 2 GiB and more negative.
+      vmm.limitMemory((req.memoryMiB + this.overheadMiB) * 2 ** 20);
       entry.vmm = vmm;
       entry.info.pid = vmm.pid;
       return entry;

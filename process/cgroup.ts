@@ -88,6 +88,9 @@ export class VmmCgroup {
 
   /** Sets memory.max; a process over it is reclaimed, then OOM-killed. */
   limitMemory(bytes: number): void {
+    // The kernel answers a bad number with EINVAL, which names neither the file nor the value.
+    if (!Number.isSafeInteger(bytes) || bytes <= 0)
+      throw new RangeError(`memory.max of ${this.path}: not a positive byte count: ${bytes}`);
     writeFileSync(join(this.path, 'memory.max'), String(bytes));
     // No swap: a VM's memory is either in RAM or refetched from its snapshot.
     try {

@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { scaledMs } from '../../common/time-scale.js';
+import { VMM_OVERHEAD_MIB } from '../../daemon/server.js';
 import { JAIL_ID_BASE } from '../../process/jail.js';
 import { MEMORY_FILE } from '../../restore/snapshot.js';
 import { test } from 'node:test';
@@ -133,6 +134,22 @@ kvmTest(
           assert.notEqual(ns(p.pid, kind), ns(process.pid, kind), `pid ${p.pid}: ${kind}`);
       }
       assert.equal(new Set(jailed.map((p) => p.uid)).size, jailed.length, 'a uid per process');
+
+      // A VM of 2 GiB and more gets its guest's memory + the overhead as its cgroup's limit (it
+      // was once computed in 32 bits: negative, and every such deploy failed with EINVAL).
+      const big = await d.daemon.ctx.vms.acquire({
+        function: 'big',
+        memoryMiB: 4096,
+        vcpus: 1,
+        purpose: 'invocation',
+      });
+      try {
+        const rel = readFileSync(`/proc/${big.info.pid}/cgroup`, 'utf8').trim().slice(3);
+        const max = readFileSync(join('/sys/fs/cgroup', rel, 'memory.max'), 'utf8').trim();
+        assert.equal(Number(max), (4096 + VMM_OVERHEAD_MIB) * 2 ** 20);
+      } finally {
+        await d.daemon.ctx.vms.release(big.info.id);
+      }
     } finally {
       await d.stop();
     }
