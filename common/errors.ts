@@ -70,6 +70,11 @@ export const ERRORS = {
     status: 409,
     message: 'loading set does not belong to this snapshot (record it again)',
   },
+  WORKING_SET_UNOBSERVABLE: {
+    status: 500,
+    message:
+      "the recorder cannot see the memory file's page cache (Linux answers mincore only to the file's owner or a writer)",
+  },
   // Daemon API (docs/api.md): requests, resources, lifecycle, limits
   REQUEST_INVALID: { status: 400, message: 'request does not match the API schema' },
   UNAUTHORIZED: { status: 401, message: 'missing or wrong API token' },

@@ -11,6 +11,7 @@
 import type { SpanContext } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { FaasnapError } from '../common/errors.js';
+import { MEMORY_FILE } from '../restore/snapshot.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { Metrics } from './metrics.js';
 import type { ObjectStore } from './redis.js';
@@ -188,7 +189,11 @@ export class Deployer {
           });
           let reclaim = async (): Promise<void> => undefined;
           try {
-            reclaim = await snapshots.lend(snap.dir, v.vmm!);
+            reclaim = await snapshots.lend(
+              snap.dir,
+              v.vmm!,
+              kind === 'faasnap' ? [MEMORY_FILE] : [],
+            );
             vms.setState(v.info.id, 'running');
             await runtime.record(
               runtimeVm(v),

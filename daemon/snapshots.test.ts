@@ -137,3 +137,29 @@ test(
       assert.equal(as(60_003, `cat ${dir}/memory`).ok, false);
     }),
 );
+
+test(
+  'a recording VMM process owns the files lent to it until they are taken back',
+  { skip: asRoot },
+  () =>
+    withSnapshots(async (snapshots) => {
+      const dir = await written(snapshots, 'snap-a', 60_001);
+      const recorder = 60_005;
+      const reclaim = await snapshots.lend(dir, vmmOf(recorder), ['memory']);
+      // Owned, not only readable: Linux answers mincore about a file only to its owner or a
+      // writer (loader/recorder.test.ts); the rest of the snapshot stays the daemon's.
+      assert.equal(statSync(join(dir, 'memory')).uid, recorder);
+      assert.equal(statSync(join(dir, 'reap', 'pages')).uid, 0);
+      assert.ok(as(recorder, `test -O ${dir}/memory && cat ${dir}/memory`).ok);
+      await reclaim();
+      assert.equal(statSync(join(dir, 'memory')).uid, 0);
+      assert.equal(as(recorder, `cat ${dir}/memory`).ok, false);
+
+      // A file that is not there: SNAPSHOT_IO, and nothing stays lent.
+      await assert.rejects(
+        snapshots.lend(dir, vmmOf(recorder), ['missing.bin']),
+        (e) => isFaasnapError(e, 'SNAPSHOT_IO') && /missing\.bin/.test(e.message),
+      );
+      assert.equal(statSync(dir).uid, 0);
+    }),
+);

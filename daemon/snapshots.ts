@@ -58,14 +58,27 @@ export class Snapshots {
   /**
    * Lets the jailed VMM process `vmm` create files in `dir` (a snapshot it writes or records
    * into) until the returned function takes everything in `dir` back for the daemon's user.
+   * The files named in `own` become its own meanwhile: FaaSnap's recorder must own the memory
+   * file, since Linux shows a file's page cache (mincore) only to its owner or a writer.
    * Unjailed processes run as the daemon's user already: nothing to do.
    */
-  async lend(dir: string, vmm: VmmProcess): Promise<() => Promise<void>> {
+  async lend(
+    dir: string,
+    vmm: VmmProcess,
+    own: readonly string[] = [],
+  ): Promise<() => Promise<void>> {
     const uid = vmm.jailUid;
     if (uid === undefined) return async () => undefined;
     await mkdir(dir, { recursive: true, mode: SNAPSHOT_DIR_MODE });
-    await chown(dir, uid, uid);
-    return () => chownTree(dir, process.getuid!(), process.getgid!());
+    const reclaim = () => chownTree(dir, process.getuid!(), process.getgid!());
+    try {
+      for (const path of [dir, ...own.map((f) => join(dir, f))]) await chown(path, uid, uid);
+    } catch (e) {
+      await reclaim();
+      const detail = `lend ${dir} to uid ${uid}: ${(e as Error).message}`;
+      throw new FaasnapError('SNAPSHOT_IO', detail, { dir }, { cause: e });
+    }
+    return reclaim;
   }
 
   /**

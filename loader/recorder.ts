@@ -4,7 +4,8 @@
 // `intervalMs`). A page's group is the first scan that finds it resident; read-ahead is
 // included on purpose. Polling runs on the JS thread, never on the vCPU threads.
 
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readFileSync, statSync } from 'node:fs';
+import { FaasnapError } from '../common/errors.js';
 import { native } from '../native/index.js';
 import {
   DEFAULT_MINCORE_SIZE,
@@ -29,6 +30,29 @@ export function residentPages(): number {
   return Number(readFileSync('/proc/self/statm', 'latin1').split(' ')[1]);
 }
 
+/**
+ * Refuses a file whose page cache Linux hides from this process. Since 5.0 mincore() reports a
+ * file's cached pages only to a process that owns the file or may write it (or holds
+ * CAP_FOWNER, as root is taken to); to any other it reports every page resident. A recording
+ * made blind would put the whole file in its first group, a loading set of all the memory, and
+ * look like success (a jailed recorder did, until the daemon lent it the memory file).
+ */
+export function assertPageCacheVisible(path: string): void {
+  const uid = process.geteuid!();
+  const owner = statSync(path).uid;
+  if (uid === 0 || owner === uid) return;
+  try {
+    accessSync(path, constants.W_OK);
+    return;
+  } catch {
+    throw new FaasnapError(
+      'WORKING_SET_UNOBSERVABLE',
+      `${path} belongs to uid ${owner}, and uid ${uid} may not write it`,
+      { path, owner, uid },
+    );
+  }
+}
+
 export class MincoreRecorder {
   readonly groups: GroupRecorder;
   private readonly addr: bigint;
@@ -41,6 +65,7 @@ export class MincoreRecorder {
     private readonly size: number,
     private readonly opts: RecorderOptions = {},
   ) {
+    assertPageCacheVisible(memoryFile);
     const M = native.memConstants;
     const fd = openSync(memoryFile, 'r');
     try {

@@ -75,6 +75,8 @@ export const VMM_SYSCALLS: readonly string[] = [
   'lseek',
   'rt_sigaction',
   'exit_group',
+  // Added 2026-12-08: FaaSnap's recorder checks it owns the memory file (loader/recorder.ts).
+  'geteuid',
 ];
 
 /** Address families by the name strace prints after AF_ (linux/socket.h). */

@@ -89,10 +89,20 @@ kvmTest(
       const health = await d.call('GET', '/healthz');
       assert.deepEqual(health.body.jail, { enabled: true, missing: [] });
 
-      assert.equal((await d.call('POST', '/functions', TOUCH_FN)).status, 201);
+      // The record input reads a quarter of the function's state.
+      const fn = { ...TOUCH_FN, recordParams: { range: { first: 0, count: 256 } } };
+      assert.equal((await d.call('POST', '/functions', fn)).status, 201);
       assert.equal((await d.call('POST', `/functions/${TOUCH_FN.name}/deploy`)).status, 202);
       const ready = await waitForState(d.call, TOUCH_FN.name, 'ready', scaledMs(60000));
       assert.equal(ready.body.reached, true, JSON.stringify(ready.body));
+      // The jailed recorder saw the page cache fill: its loading set is what the record run
+      // read (plus read-ahead), not all of the non-zero memory, as when the kernel hid the
+      // cache from it (it did not own the memory file) and every page looked resident at once.
+      const ins = await d.call('GET', `/snapshots/${ready.body.function.readySnapshot}/inspect`);
+      assert.ok(
+        ins.body.loadingSet.bytes < ins.body.nonZero.bytes * 0.75,
+        JSON.stringify(ins.body),
+      );
       // Written from inside jails, every file of the snapshot is the daemon's again.
       const dir = join(d.dir, 'snapshots', ready.body.function.readySnapshot as string);
       const owners = new Set(
@@ -179,6 +189,11 @@ test(
       assert.equal((await d.call('POST', `/functions/${fn.name}/deploy`)).status, 202);
       const ready = await waitForState(d.call, fn.name, 'ready', scaledMs(10 * 60_000));
       assert.equal(ready.body.reached, true, JSON.stringify(ready.body));
+      // Recorded in groups as the guest ran, not the whole non-zero memory in the first scan.
+      const ins = await d.call('GET', `/snapshots/${ready.body.function.readySnapshot}/inspect`);
+      const { loadingSet, nonZero } = ins.body;
+      assert.ok(loadingSet.bytes < nonZero.bytes, JSON.stringify(ins.body));
+      assert.ok(loadingSet.groups.length > 1, JSON.stringify(loadingSet.groups));
       for (const mode of ['faasnap', 'reap', 'warm']) {
         const r = await d.call('POST', `/functions/${fn.name}/invocations`, {
           mode,
