@@ -37,7 +37,7 @@ export function residentPages(): number {
  * made blind would put the whole file in its first group, a loading set of all the memory, and
  * look like success (a jailed recorder did, until the daemon lent it the memory file).
  */
-export function assertPageCacheVisible(path: string): void {
+function assertPageCacheVisible(path: string): void {
   const uid = process.geteuid!();
   const owner = statSync(path).uid;
   if (uid === 0 || owner === uid) return;
